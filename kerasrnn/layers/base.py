@@ -1,0 +1,175 @@
+"""The sequence-layer base class: a `keras.layers.RNN` built around one
+kerasrnn cell, with the constructor and call arguments of Keras's own
+`SimpleRNN`, `LSTM` and `GRU` and early, named errors for bad input."""
+
+import keras
+from keras import ops, regularizers
+
+# Arguments that belong to the sequence layer; every other keyword argument
+# of the constructor is passed on to the cell, which validates it.
+LAYER_ARGUMENTS = (
+    "return_sequences",
+    "return_state",
+    "go_backwards",
+    "stateful",
+    "unroll",
+    "activity_regularizer",
+    "name",
+    "dtype",
+    "trainable",
+    "zero_output_for_mask",
+)
+# Keys of a cell's config that describe the cell object, not the layer's
+# hyperparameters.
+_CELL_OBJECT_KEYS = ("name", "trainable", "dtype")
+
+
+def cell_property(name):
+    """A read-only layer attribute that forwards to the cell's `name`."""
+    return property(lambda self: getattr(self.cell, name), doc=f"The cell's `{name}`.")
+
+
+class RecurrentLayer(keras.layers.RNN):
+    """Runs `cell_class` over a sequence, like `keras.layers.RNN(cell)`.
+
+    Subclasses set `cell_class` and `cell_name`. The layer's weights are the
+    cell's (`kernel`, `recurrent_kernel`, `bias`, in that order), so
+    `get_weights()` matches the Keras built-in of the same kind.
+    """
+
+    cell_class = None
+    cell_name = None
+
+    def __init__(
+        self,
+        units,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        activity_regularizer=None,
+        **kwargs,
+    ):
+        layer_kwargs = {k: kwargs.pop(k) for k in LAYER_ARGUMENTS if k in kwargs}
+        for flag, value in (
+            ("return_sequences", return_sequences),
+            ("return_state", return_state),
+            ("go_backwards", go_backwards),
+            ("stateful", stateful),
+            ("unroll", unroll),
+        ):
+            if not isinstance(value, bool):
+                raise ValueError(
+                    f"{flag} must be True or False. Received: {flag}={value!r}"
+                )
+        cell = self.cell_class(
+            units,
+            name=self.cell_name,
+            dtype=layer_kwargs.get("dtype"),
+            trainable=layer_kwargs.get("trainable", True),
+            **kwargs,
+        )
+        super().__init__(
+            cell,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            activity_regularizer=activity_regularizer,
+            **layer_kwargs,
+        )
+
+    # Hyperparameters live on the cell; read them from the layer as in Keras.
+    units = cell_property("units")
+    activation = cell_property("activation")
+    use_bias = cell_property("use_bias")
+    kernel_initializer = cell_property("kernel_initializer")
+    recurrent_initializer = cell_property("recurrent_initializer")
+    bias_initializer = cell_property("bias_initializer")
+    kernel_regularizer = cell_property("kernel_regularizer")
+    recurrent_regularizer = cell_property("recurrent_regularizer")
+    bias_regularizer = cell_property("bias_regularizer")
+    kernel_constraint = cell_property("kernel_constraint")
+    recurrent_constraint = cell_property("recurrent_constraint")
+    bias_constraint = cell_property("bias_constraint")
+    dropout = cell_property("dropout")
+    recurrent_dropout = cell_property("recurrent_dropout")
+    seed = cell_property("seed")
+
+    def _check_sequences_shape(self, shape):
+        shape = tuple(shape)
+        if len(shape) != 3:
+            raise ValueError(
+                f"{type(self).__name__} expects inputs of rank 3 "
+                f"(batch, timesteps, features). Received: inputs.shape={shape}"
+            )
+        if shape[-1] is None:
+            raise ValueError(
+                f"{type(self).__name__} needs a known feature dimension. "
+                f"Received: inputs.shape={shape}"
+            )
+        kernel = getattr(self.cell, "kernel", None)
+        if self.cell.built and kernel is not None and shape[-1] != kernel.shape[0]:
+            raise ValueError(
+                f"{type(self).__name__} '{self.name}' was built for "
+                f"{kernel.shape[0]} input features (kernel shape "
+                f"{tuple(kernel.shape)}). Received: inputs.shape={shape}"
+            )
+
+    def _check_initial_state(self, initial_state, batch_size):
+        states = list(initial_state) if keras.tree.is_nested(initial_state) else [initial_state]
+        names = "[h, c]" if len(self.state_size) == 2 else "[h]"
+        if len(states) != len(self.state_size):
+            raise ValueError(
+                f"{type(self).__name__} needs initial_state with "
+                f"{len(self.state_size)} tensor(s) {names}. Received: "
+                f"initial_state with {len(states)} tensor(s)"
+            )
+        for state, size in zip(states, self.state_size):
+            shape = tuple(ops.shape(state))
+            ok = len(shape) == 2 and shape[1] == size
+            if ok and shape[0] is not None and batch_size is not None:
+                ok = shape[0] == batch_size
+            if not ok:
+                raise ValueError(
+                    f"Each initial_state tensor of {type(self).__name__} must have "
+                    f"shape (batch, {size}) = ({batch_size}, {size}). Received: "
+                    f"initial_state shapes {[tuple(ops.shape(s)) for s in states]}"
+                )
+
+    def build(self, sequences_shape, initial_state_shape=None):
+        self._check_sequences_shape(sequences_shape)
+        if self.stateful and sequences_shape[0] is None:
+            raise ValueError(
+                "stateful=True needs a static batch size: pass "
+                "`batch_size` to `keras.Input` (or `batch_input_shape`). "
+                f"Received: stateful=True with inputs.shape={tuple(sequences_shape)}"
+            )
+        super().build(sequences_shape, initial_state_shape)
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        self._check_sequences_shape(sequences.shape)
+        if initial_state is not None:
+            self._check_initial_state(initial_state, sequences.shape[0])
+        return super().call(
+            sequences, initial_state=initial_state, mask=mask, training=training
+        )
+
+    def get_config(self):
+        config = self.cell.get_config()
+        for key in _CELL_OBJECT_KEYS:
+            config.pop(key, None)
+        config["activity_regularizer"] = regularizers.serialize(
+            self.activity_regularizer
+        )
+        base_config = super().get_config()
+        del base_config["cell"]
+        return {**base_config, **config}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+

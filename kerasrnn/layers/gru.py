@@ -1,0 +1,61 @@
+"""The GRU sequence layer."""
+
+import keras
+
+from kerasrnn.cells.gru import GRUCell
+from kerasrnn.layers.base import RecurrentLayer, cell_property
+
+
+@keras.saving.register_keras_serializable(package="kerasrnn")
+class GRU(RecurrentLayer):
+    """Gated Recurrent Unit over a sequence: a drop-in for `keras.layers.GRU`.
+
+    Runs `kerasrnn.GRUCell` over the time axis, gates fused as `[z, r, h]`:
+
+        z = sigmoid(x_t @ W_z + h_tm1 @ U_z + b_z)
+        r = sigmoid(x_t @ W_r + h_tm1 @ U_r + b_r)
+        hh = tanh(x_t @ W_h + r * (h_tm1 @ U_h + bu_h))   # reset_after=True
+        h_t = z * h_tm1 + (1 - z) * hh
+
+    Args:
+        units: Positive integer, dimensionality of the hidden state.
+        activation, recurrent_activation, use_bias, reset_after,
+        *_initializer, *_regularizer, *_constraint, dropout,
+        recurrent_dropout, seed: As for `kerasrnn.GRUCell`. Defaults:
+            `"tanh"`, `"sigmoid"`, `True`, `True`, Keras's initializers,
+            `None`, 0, 0, `None`.
+        activity_regularizer: Regularizer of the layer's output.
+            Default: `None`.
+        return_sequences: Return the output at every step. Default: `False`.
+        return_state: Also return the final `h`. Default: `False`.
+        go_backwards: Process the sequence in reverse. Default: `False`.
+        stateful: Carry the final state over to the next batch; needs a
+            static batch size. Default: `False`.
+        unroll: Unroll the loop in the graph. Default: `False`.
+
+    Call arguments:
+        sequences: A 3D tensor `(batch, timesteps, features)`.
+        initial_state: Optional list `[h_0]`, `(batch, units)`.
+        mask: Optional boolean `(batch, timesteps)`; masked steps keep the
+            previous state.
+        training: Whether dropout is applied.
+
+    Returns:
+        The output, followed by the final `h` when `return_state`.
+
+    Example:
+
+    >>> layer = GRU(4, reset_after=False)
+    >>> layer(np.ones((2, 3, 5))).shape
+    (2, 4)
+
+    Reference:
+        Cho et al., "Learning Phrase Representations using RNN
+        Encoder-Decoder for Statistical Machine Translation", EMNLP 2014.
+    """
+
+    cell_class = GRUCell
+    cell_name = "gru_cell"
+
+    recurrent_activation = cell_property("recurrent_activation")
+    reset_after = cell_property("reset_after")
