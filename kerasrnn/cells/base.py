@@ -117,7 +117,9 @@ class RecurrentCell(keras.layers.Layer, DropoutMasks):
         self.dropout = check_rate("dropout", dropout)
         self.recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ValueError(f"seed must be an integer or None. Received: seed={seed!r}")
+            raise ValueError(
+                f"seed must be an integer or None. Received: seed={seed!r}"
+            )
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed=seed)
 
@@ -176,9 +178,20 @@ class RecurrentCell(keras.layers.Layer, DropoutMasks):
             h_tm1 = h_tm1 * self.get_recurrent_dropout_mask(h_tm1)
         return inputs, h_tm1
 
+    def trace(self, **activations):
+        """Hands this step's gate activations to `kerasrnn.gates` when it
+        is recording (an eager, step-by-step run); does nothing otherwise."""
+        log = getattr(self, "_gate_trace", None)
+        if log is not None:
+            log.append(activations)
+
     def get_initial_state(self, batch_size=None):
-        sizes = self.state_size if isinstance(self.state_size, list) else [self.state_size]
-        return [ops.zeros((batch_size, size), dtype=self.compute_dtype) for size in sizes]
+        sizes = (
+            self.state_size if isinstance(self.state_size, list) else [self.state_size]
+        )
+        return [
+            ops.zeros((batch_size, size), dtype=self.compute_dtype) for size in sizes
+        ]
 
     def get_config(self):
         config = {

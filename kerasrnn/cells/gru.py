@@ -115,6 +115,7 @@ class GRUCell(GatedCell):
 
         # previous and candidate state mixed by the update gate
         h = z * h_tm1 + (1 - z) * hh
+        self.trace(update_gate=z, reset_gate=r, candidate=hh, hidden_state=h)
         new_states = [h] if isinstance(states, (list, tuple)) else h
         return h, new_states
 

@@ -115,6 +115,14 @@ class LSTMCell(GatedCell):
         o = self.recurrent_activation(z_o)
         c = f * c_tm1 + i * g
         h = o * self.activation(c)
+        self.trace(
+            input_gate=i,
+            forget_gate=f,
+            candidate=g,
+            output_gate=o,
+            cell_state=c,
+            hidden_state=h,
+        )
         return h, [h, c]
 
     def get_config(self):

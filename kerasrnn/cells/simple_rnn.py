@@ -69,6 +69,7 @@ class SimpleRNNCell(RecurrentCell):
         if b is not None:
             z = z + b
         h = self.activation(z)
+        self.trace(hidden_state=h)
 
         new_states = [h] if isinstance(states, (list, tuple)) else h
         return h, new_states

@@ -119,7 +119,11 @@ class RecurrentLayer(keras.layers.RNN):
             )
 
     def _check_initial_state(self, initial_state, batch_size):
-        states = list(initial_state) if keras.tree.is_nested(initial_state) else [initial_state]
+        states = (
+            list(initial_state)
+            if keras.tree.is_nested(initial_state)
+            else [initial_state]
+        )
         names = "[h, c]" if len(self.state_size) == 2 else "[h]"
         if len(states) != len(self.state_size):
             raise ValueError(
@@ -171,5 +175,3 @@ class RecurrentLayer(keras.layers.RNN):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
-
-
