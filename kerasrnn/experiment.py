@@ -72,7 +72,7 @@ def configure_device(device):
             gpus = []
         if device == "gpu" and not gpus:
             raise ValueError("device='gpu' was asked for but TensorFlow sees no GPU.")
-        return f"tensorflow on {'GPU x%d' % len(gpus) if gpus else 'CPU'}"
+        return f"tensorflow on {f'GPU x{len(gpus)}' if gpus else 'CPU'}"
     if backend == "jax":
         import jax
 
