@@ -7,6 +7,7 @@ backend.
 
 import numbers
 
+import numpy as np
 from keras import activations
 
 
@@ -34,9 +35,11 @@ def check_rate(name, value):
 
 
 def check_bool(name, value):
-    if not isinstance(value, bool):
+    """Returns `value` as a Python bool if it is `True`/`False` (NumPy's too),
+    else raises: `bool("no")` would silently be `True`."""
+    if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name} must be True or False. Received: {name}={value!r}")
-    return value
+    return bool(value)
 
 
 def get_activation(name, identifier):

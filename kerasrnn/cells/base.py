@@ -15,7 +15,12 @@ last axis in the order each cell documents.
 import keras
 from keras import constraints, initializers, ops, regularizers
 
-from kerasrnn._validation import check_positive_int, check_rate, get_activation
+from kerasrnn._validation import (
+    check_bool,
+    check_positive_int,
+    check_rate,
+    get_activation,
+)
 
 try:  # Lets keras.layers.RNN pre-build our dropout masks outside its loop (JAX).
     from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell as _DropoutBase
@@ -31,13 +36,21 @@ class DropoutMasks(_DropoutBase):
     every time step of one sequence drops the same units.
     """
 
+    # False while a kerasrnn sequence layer runs in inference: no mask is
+    # drawn then, so inference never advances the dropout seed generator.
+    _masks_wanted = True
+
     def _draw_mask(self, like, rate):
         return keras.random.dropout(
             ops.ones_like(like), rate=rate, seed=self.seed_generator
         )
 
     def get_dropout_mask(self, step_input):
-        if getattr(self, "_dropout_mask", None) is None and self.dropout > 0:
+        if (
+            getattr(self, "_dropout_mask", None) is None
+            and self.dropout > 0
+            and self._masks_wanted
+        ):
             self._dropout_mask = self._draw_mask(step_input, self.dropout)
         return getattr(self, "_dropout_mask", None)
 
@@ -45,6 +58,7 @@ class DropoutMasks(_DropoutBase):
         if (
             getattr(self, "_recurrent_dropout_mask", None) is None
             and self.recurrent_dropout > 0
+            and self._masks_wanted
         ):
             self._recurrent_dropout_mask = self._draw_mask(
                 step_input, self.recurrent_dropout
@@ -104,7 +118,7 @@ class RecurrentCell(keras.layers.Layer, DropoutMasks):
         super().__init__(**kwargs)
         self.units = check_positive_int("units", units)
         self.activation = get_activation("activation", activation)
-        self.use_bias = bool(use_bias)
+        self.use_bias = check_bool("use_bias", use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.recurrent_initializer = initializers.get(recurrent_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
@@ -184,6 +198,16 @@ class RecurrentCell(keras.layers.Layer, DropoutMasks):
         log = getattr(self, "_gate_trace", None)
         if log is not None:
             log.append(activations)
+
+    def probe(self, name, value):
+        """Adds the zero probe that `kerasrnn.gradients` feeds in for state
+        `name` at this step, so that d loss / d state is exact: every later
+        use of the state, inside this step and after it, sees the probe.
+        Returns `value` unchanged otherwise."""
+        probes = getattr(self, "_step_probes", None)
+        if not probes or name not in probes:
+            return value
+        return value + probes.pop(name)
 
     def get_initial_state(self, batch_size=None):
         sizes = (

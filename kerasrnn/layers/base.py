@@ -110,6 +110,11 @@ class RecurrentLayer(keras.layers.RNN):
                 f"{type(self).__name__} needs a known feature dimension. "
                 f"Received: inputs.shape={shape}"
             )
+        if shape[1] == 0:
+            raise ValueError(
+                f"{type(self).__name__} needs at least one time step. "
+                f"Received: inputs.shape={shape}"
+            )
         kernel = getattr(self.cell, "kernel", None)
         if self.cell.built and kernel is not None and shape[-1] != kernel.shape[0]:
             raise ValueError(
@@ -143,6 +148,19 @@ class RecurrentLayer(keras.layers.RNN):
                     f"initial_state shapes {[tuple(ops.shape(s)) for s in states]}"
                 )
 
+    def _check_mask(self, mask, sequences_shape):
+        shape = tuple(ops.shape(mask))
+        expected = tuple(sequences_shape[:2])
+        ok = len(shape) == 2 and all(
+            a is None or b is None or a == b for a, b in zip(shape, expected)
+        )
+        if not ok:
+            raise ValueError(
+                f"The mask of {type(self).__name__} must have shape (batch, "
+                f"timesteps) = {expected}, one entry per step. Received: "
+                f"mask.shape={shape}"
+            )
+
     def build(self, sequences_shape, initial_state_shape=None):
         self._check_sequences_shape(sequences_shape)
         if self.stateful and sequences_shape[0] is None:
@@ -157,8 +175,86 @@ class RecurrentLayer(keras.layers.RNN):
         self._check_sequences_shape(sequences.shape)
         if initial_state is not None:
             self._check_initial_state(initial_state, sequences.shape[0])
-        return super().call(
-            sequences, initial_state=initial_state, mask=mask, training=training
+        if mask is not None:
+            self._check_mask(mask, sequences.shape)
+        self.cell._masks_wanted = bool(training)
+        try:
+            return super().call(
+                sequences, initial_state=initial_state, mask=mask, training=training
+            )
+        finally:
+            self.cell._masks_wanted = True
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if getattr(self, "_state_probes", None) is not None:
+            return self._probed_inner_loop(sequences, initial_state, mask, training)
+        return super().inner_loop(sequences, initial_state, mask, training=training)
+
+    def _probed_inner_loop(self, sequences, initial_state, mask, training):
+        """The readable loop with zero probes added to the states, so that
+        `kerasrnn.gradients` reads dL/dh_t (and dL/dc_t) as dL/dprobe_t.
+
+        `self._state_probes` maps `"hidden_state"` (and, for cells that call
+        `self.probe("cell_state", ...)`, `"cell_state"`) to a zero tensor
+        `(batch, timesteps, units)` in input order. The probes travel as extra
+        input features, so `go_backwards` reverses them with the inputs. The
+        hidden-state probe is added to the step's output and new `h_t`; the
+        cell adds the others itself where the state is made, before its other
+        uses. At a masked step the layer keeps the previous state, so that
+        step's probe never reaches the loss: dL/dh_t is 0 there.
+        """
+        from keras.src.backend import rnn
+
+        probes = dict(self._state_probes)
+        names = list(probes)
+        features = sequences.shape[-1]
+        widths = [probes[name].shape[-1] for name in names]
+        stacked = ops.concatenate(
+            [sequences] + [ops.cast(probes[name], sequences.dtype) for name in names],
+            axis=-1,
+        )
+        cell_kwargs = {"training": training} if self.cell._call_has_training_arg else {}
+
+        def step(inputs, states):
+            step_probes, offset = {}, features
+            for name, width in zip(names, widths):
+                step_probes[name] = inputs[:, offset : offset + width]
+                offset += width
+            h_probe = step_probes.pop("hidden_state", None)
+            object.__setattr__(self.cell, "_step_probes", step_probes)
+            try:
+                output, new_states = self.cell(
+                    inputs[:, :features], list(states), **cell_kwargs
+                )
+                unused = list(step_probes)
+            finally:
+                object.__setattr__(self.cell, "_step_probes", None)
+            if unused:
+                raise ValueError(
+                    f"{type(self.cell).__name__} does not add probes for the "
+                    f"states {unused}: kerasrnn.gradients cannot differentiate "
+                    "with respect to them."
+                )
+            new_states = (
+                list(new_states) if keras.tree.is_nested(new_states) else [new_states]
+            )
+            if h_probe is not None:
+                output = output + h_probe
+                new_states[0] = new_states[0] + h_probe
+            return output, new_states
+
+        if not keras.tree.is_nested(initial_state):
+            initial_state = [initial_state]
+        return rnn(
+            step,
+            stacked,
+            initial_state,
+            go_backwards=self.go_backwards,
+            mask=mask,
+            unroll=self.unroll,
+            input_length=sequences.shape[1],
+            zero_output_for_mask=self.zero_output_for_mask,
+            return_all_outputs=self.return_sequences,
         )
 
     def get_config(self):
