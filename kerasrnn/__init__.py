@@ -1,9 +1,13 @@
 """kerasrnn: vanilla RNN, LSTM and GRU cells from raw weights as Keras 3 layers."""
 
+from kerasrnn.cells.clockwork import ClockworkRNNCell
+from kerasrnn.cells.depth_gated_lstm import DepthGatedLSTMCell
 from kerasrnn.cells.gru import GRUCell
 from kerasrnn.cells.lstm import LSTMCell
 from kerasrnn.cells.simple_rnn import SimpleRNNCell
 from kerasrnn.layers.base import RecurrentLayer
+from kerasrnn.layers.clockwork import ClockworkRNN
+from kerasrnn.layers.depth_gated_lstm import DepthGatedLSTM
 from kerasrnn.layers.gru import GRU
 from kerasrnn.layers.lstm import LSTM
 from kerasrnn.layers.simple_rnn import SimpleRNN
@@ -11,6 +15,10 @@ from kerasrnn.layers.simple_rnn import SimpleRNN
 __version__ = "0.1.0"
 
 __all__ = [
+    "ClockworkRNN",
+    "ClockworkRNNCell",
+    "DepthGatedLSTM",
+    "DepthGatedLSTMCell",
     "GRU",
     "GRUCell",
     "LSTM",

@@ -1,4 +1,4 @@
-"""The LSTM sequence layer."""
+"""The LSTM sequence layer, with the variants of Greff et al. (2015)."""
 
 import keras
 
@@ -8,21 +8,35 @@ from kerasrnn.layers.base import RecurrentLayer, cell_property
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
 class LSTM(RecurrentLayer):
-    """Long Short-Term Memory over a sequence: a drop-in for `keras.layers.LSTM`.
+    """Long Short-Term Memory over a sequence: a drop-in for `keras.layers.LSTM`,
+    and any of the LSTM variants of Greff et al. (2015) with one argument.
 
-    Runs `kerasrnn.LSTMCell` over the time axis, gates fused as
-    `[i, f, c, o]`:
+    Runs `kerasrnn.LSTMCell` over the time axis. The default
+    (`variant="np"`, no peepholes) fuses the gates as `[i, f, c, o]`:
 
         i, f, o = sigmoid(x_t @ W_{i,f,o} + h_tm1 @ U_{i,f,o} + b_{i,f,o})
         g = tanh(x_t @ W_c + h_tm1 @ U_c + b_c)
         c_t = f * c_tm1 + i * g
         h_t = o * tanh(c_t)
 
-    `ours.set_weights(keras_lstm.get_weights())` and the reverse give the
-    same outputs.
+    and `ours.set_weights(keras_lstm.get_weights())` and the reverse give the
+    same outputs. `variant="vanilla"` adds peephole connections
+    (`+ p_i * c_tm1`, `+ p_f * c_tm1` in the input and forget gates,
+    `+ p_o * c_t` in the output gate); `"nig"`, `"nfg"`, `"nog"` remove a
+    gate, `"niaf"`, `"noaf"` the input or output tanh, `"cifg"` sets
+    `f = 1 - i`, `"fgr"` feeds every gate the previous step's gate
+    activations. `kerasrnn.LSTMCell` lists the equations and the fused block
+    order of each variant.
 
     Args:
         units: Positive integer, dimensionality of the hidden and cell state.
+        variant: `"vanilla"`, `"nig"`, `"nfg"`, `"nog"`, `"niaf"`, `"noaf"`,
+            `"np"`, `"cifg"`, `"fgr"`, or modifications joined by `"+"`.
+            Default: `"np"` (Keras's LSTM).
+        use_peepholes: Peephole connections on or off; `None` follows the
+            variant (off for `np`, on for the others). Default: `None`.
+        peephole_initializer: Initializer of the peephole vectors.
+            Default: `"glorot_uniform"`.
         activation, recurrent_activation, use_bias, unit_forget_bias,
         *_initializer, *_regularizer, *_constraint, dropout,
         recurrent_dropout, seed: As for `kerasrnn.LSTMCell`. Defaults:
@@ -31,7 +45,8 @@ class LSTM(RecurrentLayer):
         activity_regularizer: Regularizer of the layer's output.
             Default: `None`.
         return_sequences: Return the output at every step. Default: `False`.
-        return_state: Also return the final `h` and `c`. Default: `False`.
+        return_state: Also return the final `h` and `c` (and, for `fgr`,
+            the final gate activations). Default: `False`.
         go_backwards: Process the sequence in reverse. Default: `False`.
         stateful: Carry final states over to the next batch; needs a static
             batch size. Default: `False`.
@@ -39,7 +54,8 @@ class LSTM(RecurrentLayer):
 
     Call arguments:
         sequences: A 3D tensor `(batch, timesteps, features)`.
-        initial_state: Optional list `[h_0, c_0]`, each `(batch, units)`.
+        initial_state: Optional list `[h_0, c_0]`, each `(batch, units)`,
+            plus `a_0` `(batch, gates * units)` for `fgr`.
         mask: Optional boolean `(batch, timesteps)`; masked steps keep the
             previous states.
         training: Whether dropout is applied.
@@ -53,10 +69,13 @@ class LSTM(RecurrentLayer):
     >>> output, h, c = layer(np.ones((2, 3, 5)))
     >>> output.shape, c.shape
     ((2, 4), (2, 4))
+    >>> LSTM(4, variant="cifg")(np.ones((2, 3, 5))).shape
+    (2, 4)
 
     Reference:
         Hochreiter & Schmidhuber, "Long Short-Term Memory", Neural
-        Computation 9(8), 1997.
+        Computation 9(8), 1997. Greff et al., "LSTM: A Search Space
+        Odyssey", IEEE TNNLS 28(10), 2017 (arXiv:1503.04069).
     """
 
     cell_class = LSTMCell
@@ -64,3 +83,6 @@ class LSTM(RecurrentLayer):
 
     recurrent_activation = cell_property("recurrent_activation")
     unit_forget_bias = cell_property("unit_forget_bias")
+    variant = cell_property("variant")
+    use_peepholes = cell_property("use_peepholes")
+    peephole_initializer = cell_property("peephole_initializer")
