@@ -10,9 +10,12 @@ completed epoch when the same command is run again.
 import json
 import os
 import platform
+import random
 import time
 
 import keras
+
+from kerasrnn import distribute
 
 DEVICES = ("auto", "cpu", "gpu")
 
@@ -50,7 +53,32 @@ def add_common_arguments(parser, output_dir):
         help="Clip each gradient to this global norm (against exploding "
         "gradients). Default: no clipping",
     )
+    parser.add_argument(
+        "--check-numerics",
+        action="store_true",
+        help="Scan the training data for NaN and Inf before training and stop "
+        "with an error naming the first bad sample (kerasrnn.numerics).",
+    )
+    distribute.add_strategy_argument(parser)
     return parser
+
+
+def make_strategy(args):
+    """The distribution strategy named by `args.strategy` (`--strategy`).
+
+    Call it after `configure_device` and before building any model; build
+    and compile the model under `strategy.scope()`. In a multi-worker run it
+    also points `args.output_dir` of every worker but the chief at a folder
+    of its own (`kerasrnn.distribute.worker_output_dir`), so that workers
+    sharing a disk never write the same backup or result file, and it checks
+    that `args.batch_size`, the global batch, splits evenly across replicas.
+    """
+    strategy = distribute.make_strategy(args.strategy)
+    if args.strategy == "multi-worker":
+        args.output_dir = distribute.worker_output_dir(args.output_dir)
+    if getattr(args, "batch_size", None) is not None:
+        distribute.per_replica_batch_size(args.batch_size, strategy)
+    return strategy
 
 
 def configure_device(device):
@@ -92,7 +120,9 @@ def configure_device(device):
 
 
 def training_callbacks(output_dir, name="model", extra=()):
-    """`BackupAndRestore` (resume after a crash) and `TerminateOnNaN`.
+    """`BackupAndRestore` (resume after a crash), `ReseedEachEpoch` (the same
+    result whether or not the run was interrupted), `TerminateOnNaN`, and
+    `ClipFullGradient` (with `--strategy`, clip as on one device).
 
     The backup lives in `output_dir/backup/name` and is deleted by Keras when
     training ends normally, so a rerun of a finished command starts afresh
@@ -101,9 +131,57 @@ def training_callbacks(output_dir, name="model", extra=()):
     backup_dir = os.path.join(output_dir, "backup", name)
     return [
         keras.callbacks.BackupAndRestore(backup_dir),
+        ReseedEachEpoch(random.randrange(2**31 - 1)),
         keras.callbacks.TerminateOnNaN(),
+        ClipFullGradient(),
         *extra,
     ]
+
+
+class ClipFullGradient(keras.callbacks.Callback):
+    """Applies `kerasrnn.distribute.clip_after_all_reduce` to the model's
+    optimizer, so that `clipnorm` clips the full gradient under a
+    multi-replica `tf.distribute` strategy, as it does on one device.
+    Does nothing without clipping, on one replica, or on JAX."""
+
+    def set_model(self, model):
+        super().set_model(model)
+        if getattr(model, "optimizer", None) is not None:
+            distribute.clip_after_all_reduce(model.optimizer)
+
+
+class ReseedEachEpoch(keras.callbacks.Callback):
+    """Makes every epoch's randomness depend only on `seed` and the epoch.
+
+    `BackupAndRestore` restores the weights and the optimizer, but not the
+    state of the random generators: a resumed run would shuffle the data and
+    drop units differently from an uninterrupted one. Reseeding Python,
+    NumPy and the backend, and every `keras.random.SeedGenerator` of the
+    model (dropout's), at the start of each epoch from `(seed, epoch)` makes
+    the run resumed at epoch `k` take exactly the steps the uninterrupted run
+    took from epoch `k` on.
+
+    Args:
+        seed: Integer base seed. Default: required.
+    """
+
+    def __init__(self, seed):
+        super().__init__()
+        self.seed = seed
+
+    def on_epoch_begin(self, epoch, logs=None):
+        logs = logs or {}
+        epoch_seed = (self.seed * 1_000_003 + epoch) % (2**31 - 1)
+        keras.utils.set_random_seed(epoch_seed)
+        generators = [
+            value
+            for layer in self.model._flatten_layers()
+            for value in vars(layer).values()
+            if isinstance(value, keras.random.SeedGenerator)
+        ]
+        for k, generator in enumerate(generators):
+            state = [(epoch_seed + k) % (2**31 - 1), 0]
+            generator.state.assign(keras.ops.cast(state, generator.state.dtype))
 
 
 def machine_description():

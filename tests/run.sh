@@ -8,9 +8,8 @@ export PYTHONHASHSEED=0 TF_CPP_MIN_LOG_LEVEL=2
 echo "== TensorFlow backend: full suite"
 KERAS_BACKEND=tensorflow python -m pytest -q "$@"
 echo "== JAX backend: backend-agnostic tests"
-jax_tests=(tests/cells tests/layers tests/test_serialization.py)
-for optional in tests/callbacks tests/test_gradients.py tests/test_gates.py \
-    tests/test_converters.py tests/test_fuzz_layers.py; do
-  [ -e "$optional" ] && jax_tests+=("$optional")
-done
+jax_tests=(tests/cells tests/layers tests/callbacks tests/test_serialization.py
+  tests/test_gradients.py tests/test_gates.py tests/test_converters.py
+  tests/test_fuzz_layers.py tests/test_numerics.py tests/test_bptt.py
+  tests/test_walkthrough.py)
 KERAS_BACKEND=jax python -m pytest -q "${jax_tests[@]}" "$@"

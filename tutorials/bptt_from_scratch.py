@@ -87,6 +87,11 @@ def parse_args(argv=None):
         help=f"SGD step size of the clipping runs. Default: {CLIP_LEARNING_RATE}",
     )
     args = parser.parse_args(argv)
+    if args.strategy != "none":
+        parser.error(
+            "--strategy: this tutorial trains a NumPy RNN on one CPU, with no "
+            "Keras model to distribute; use --strategy none"
+        )
     if args.clipnorm is None:
         args.clipnorm = CLIP_NORM
     args.validation_samples = VALIDATION_SAMPLES

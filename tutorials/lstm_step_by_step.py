@@ -41,7 +41,7 @@ import os
 
 import keras
 
-from kerasrnn import experiment, tasks, walkthrough
+from kerasrnn import experiment, numerics, tasks, walkthrough
 from kerasrnn.gates import gate_activations
 
 """
@@ -215,6 +215,7 @@ def main(argv=None):
     args = parse_args(argv)
     keras.utils.set_random_seed(args.seed)
     device = experiment.configure_device(args.device)
+    strategy = experiment.make_strategy(args)  # --strategy; before any model
     os.makedirs(args.output_dir, exist_ok=True)
     data = (
         tasks.last_marked_value(
@@ -224,6 +225,8 @@ def main(argv=None):
             args.validation_samples, args.seq_len, args.marker_prob, seed=args.seed + 1
         ),
     )
+    if args.check_numerics:
+        numerics.check_finite(data, name="data")
     baseline = tasks.baseline_loss(
         "last_marked_value", seq_len=args.seq_len, marker_prob=args.marker_prob
     )
@@ -235,7 +238,8 @@ def main(argv=None):
     results = {}
     with experiment.Stopwatch() as clock:
         for cell in ("lstm", "gru"):
-            model, val_mse, seconds = train(cell, data, args)
+            with strategy.scope():  # one replica per device with --strategy
+                model, val_mse, seconds = train(cell, data, args)
             print(
                 f"{cell.upper()} validation MSE {val_mse:.4f} (baseline {baseline:.3f})"
             )

@@ -28,7 +28,7 @@ import os
 import keras
 
 import kerasrnn
-from kerasrnn import experiment, tasks
+from kerasrnn import experiment, numerics, tasks
 
 """
 ## Settings
@@ -98,12 +98,15 @@ def main(argv=None):
     args = parse_args(argv)
     keras.utils.set_random_seed(args.seed)
     device = experiment.configure_device(args.device)
+    strategy = experiment.make_strategy(args)  # --strategy; before any model
     x_train, y_train = tasks.adding_problem(
         args.train_samples, args.seq_len, seed=args.seed
     )
     x_test, y_test = tasks.adding_problem(
         args.test_samples, args.seq_len, seed=args.seed + 1
     )
+    if args.check_numerics:
+        numerics.check_finite((x_train, y_train), name="training data")
     baseline = tasks.baseline_loss("adding_problem")
     print(
         f"Adding problem, T={args.seq_len}; memoryless baseline MSE {baseline:.3f}; {device}"
@@ -111,7 +114,8 @@ def main(argv=None):
 
     results = {}
     for name, layer_cls in CELLS.items():
-        model = build_model(layer_cls, args)
+        with strategy.scope():  # one replica per device with --strategy
+            model = build_model(layer_cls, args)
         with experiment.Stopwatch() as clock:
             model.fit(
                 x_train,

@@ -111,7 +111,7 @@ class DepthGatedLSTMCell(GatedCell):
         self.depth = check_positive_int("depth", depth)
         self.use_peepholes = check_bool("use_peepholes", use_peepholes)
         self.peephole_initializer = initializers.get(peephole_initializer)
-        self.unit_forget_bias = bool(unit_forget_bias)
+        self.unit_forget_bias = check_bool("unit_forget_bias", unit_forget_bias)
 
     @property
     def state_size(self):

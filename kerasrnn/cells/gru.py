@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from kerasrnn._validation import check_bool
 from kerasrnn.cells.base import GatedCell
 
 
@@ -73,7 +74,7 @@ class GRUCell(GatedCell):
 
     def __init__(self, units, reset_after=True, **kwargs):
         super().__init__(units, **kwargs)
-        self.reset_after = bool(reset_after)
+        self.reset_after = check_bool("reset_after", reset_after)
 
     def bias_shape(self):
         if self.reset_after:

@@ -3,6 +3,7 @@
 import keras
 from keras import initializers, ops
 
+from kerasrnn._validation import check_bool
 from kerasrnn.cells.base import GatedCell
 
 # Greff et al.'s eight modifications of the vanilla (peephole) LSTM, plus
@@ -227,7 +228,8 @@ class LSTMCell(GatedCell):
         self.block_names += ["o"] if self.has_output_gate else []
         self.gates = len(self.block_names)
         if use_peepholes is None:
-            use_peepholes = "np" not in mods
+            # Greff's variants have peepholes, except "np" and those without gates.
+            use_peepholes = "np" not in mods and bool(self.gate_names)
         if use_peepholes and not self.gate_names:
             raise ValueError(
                 f"use_peepholes=True needs a gate, but variant={variant!r} has "
@@ -235,7 +237,7 @@ class LSTMCell(GatedCell):
             )
         self.use_peepholes = use_peepholes
         self.peephole_initializer = initializers.get(peephole_initializer)
-        self.unit_forget_bias = bool(unit_forget_bias)
+        self.unit_forget_bias = check_bool("unit_forget_bias", unit_forget_bias)
 
     @property
     def state_size(self):

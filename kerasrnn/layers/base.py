@@ -2,8 +2,12 @@
 kerasrnn cell, with the constructor and call arguments of Keras's own
 `SimpleRNN`, `LSTM` and `GRU` and early, named errors for bad input."""
 
+import logging
+
 import keras
 from keras import ops, regularizers
+
+from kerasrnn.fast import check_fast_path, choose_path, run_fast_path, static_support
 
 # Arguments that belong to the sequence layer; every other keyword argument
 # of the constructor is passed on to the cell, which validates it.
@@ -49,8 +53,10 @@ class RecurrentLayer(keras.layers.RNN):
         stateful=False,
         unroll=False,
         activity_regularizer=None,
+        fast_path="auto",
         **kwargs,
     ):
+        fast_path = check_fast_path(fast_path)
         layer_kwargs = {k: kwargs.pop(k) for k in LAYER_ARGUMENTS if k in kwargs}
         for flag, value in (
             ("return_sequences", return_sequences),
@@ -80,6 +86,17 @@ class RecurrentLayer(keras.layers.RNN):
             activity_regularizer=activity_regularizer,
             **layer_kwargs,
         )
+        self.fast_path = fast_path
+        # Which loop the last call took ("fast" or "readable"), and why.
+        self.last_path = None
+        self.last_path_reason = None
+        if fast_path is True:
+            reason = static_support(self)
+            if reason is not None:
+                raise ValueError(
+                    f"fast_path=True is not possible for this {type(self).__name__}: "
+                    f"{reason}. Received: fast_path=True"
+                )
 
     # Hyperparameters live on the cell; read them from the layer as in Keras.
     units = cell_property("units")
@@ -186,6 +203,18 @@ class RecurrentLayer(keras.layers.RNN):
             self.cell._masks_wanted = True
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
+        use_fast, reason = choose_path(self, sequences)
+        self.last_path = "fast" if use_fast else "readable"
+        self.last_path_reason = reason
+        logging.getLogger("kerasrnn.fast").debug(
+            "%s '%s': %s path (%s)",
+            type(self).__name__,
+            self.name,
+            self.last_path,
+            reason,
+        )
+        if use_fast:
+            return run_fast_path(self, sequences, initial_state, mask, training)
         if getattr(self, "_state_probes", None) is not None:
             return self._probed_inner_loop(sequences, initial_state, mask, training)
         return super().inner_loop(sequences, initial_state, mask, training=training)
@@ -264,6 +293,7 @@ class RecurrentLayer(keras.layers.RNN):
         config["activity_regularizer"] = regularizers.serialize(
             self.activity_regularizer
         )
+        config["fast_path"] = self.fast_path
         base_config = super().get_config()
         del base_config["cell"]
         return {**base_config, **config}

@@ -1,0 +1,39 @@
+"""The fast path of kerasrnn's sequence layers (TensorFlow backend).
+
+`kerasrnn.LSTM`, `GRU` and `SimpleRNN` take `fast_path="auto"` (default),
+`True` or `False`. The readable cells in `kerasrnn.cells` define what the
+layers compute and are what the documentation shows; on the TensorFlow
+backend, when the configuration allows, the layer runs the same function as
+one whole-sequence op instead (`kerasrnn.fast.lstm`, `gru`, `simple_rnn`):
+the input projection of all steps as one matmul, few fused operations per
+step, a backpropagation-through-time pass written by hand under
+`tf.custom_gradient`, and both passes compiled by XLA. Outputs, states and
+gradients match the readable loop to float32 rounding.
+
+After each call, `layer.last_path` is `"fast"` or `"readable"` and
+`layer.last_path_reason` says why; the same line is logged at DEBUG level on
+the `"kerasrnn.fast"` logger.
+
+Not covered (the layer falls back to the readable loop): backends other than
+TensorFlow, cells other than the three standard ones (LSTM variants,
+peepholes), activations other than tanh/sigmoid for the gated cells,
+`unroll=True`, the gradient probes of `kerasrnn.gradients`, and, with
+`"auto"`, a number of timesteps unknown when the model is traced (XLA would
+compile once per length).
+"""
+
+from kerasrnn.fast.dispatch import (
+    FAST_PATH_VALUES,
+    check_fast_path,
+    choose_path,
+    run_fast_path,
+    static_support,
+)
+
+__all__ = [
+    "FAST_PATH_VALUES",
+    "check_fast_path",
+    "choose_path",
+    "run_fast_path",
+    "static_support",
+]

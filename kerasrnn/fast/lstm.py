@@ -1,0 +1,218 @@
+"""The LSTM over a whole sequence, with backpropagation through time by hand.
+
+Same function as `kerasrnn.LSTMCell` (Keras gate order `[i, f, c, o]`,
+sigmoid gates, tanh activation, no peepholes) run by `keras.layers.RNN`, in
+fewer and larger operations:
+
+- each step is one matmul, `[x_t, h_tm1] @ [[W], [U]]`, which also does the
+  step's input projection (a separate projection of all steps costs more
+  on a CPU, where a thin `(batch*T, features) @ (features, 4u)` matmul runs
+  at half speed);
+- all four gates come from a single `tanh`, using
+  `sigmoid(z) = (1 + tanh(z / 2)) / 2`: the columns of `W`, `U` and `b` that
+  feed `i`, `f` and `o` are halved once per call (an exact scaling), so
+  `a = tanh([x_t, h_tm1] @ [[W'], [U']] + b')` holds
+  `[2i - 1, 2f - 1, g, 2o - 1]`;
+- when training, each step saves `a` and `c_t`; the backward loop reads them
+  instead of replaying the forward ops, and accumulates `dL/dW`, `dL/dU`
+  and `dL/db` as it goes (storing `dL/dz` for all steps and multiplying
+  once would be a little faster, but would hold one more `(T, B, 4u)`
+  tensor, more memory than Keras's own loop needs).
+
+With `a_i, a_f, g, a_o` the blocks of `a`:
+
+    c_t = ((1 + a_f) * c_tm1 + (1 + a_i) * g) / 2
+    h_t = (1 + a_o) / 2 * tanh(c_t)
+
+and backward, newest step first, with `dh`, `dc` the gradients reaching
+`h_t` and `c_t`:
+
+    dc += dh * o * (1 - tanh(c_t)**2)
+    dz = [dc * g, dc * c_tm1, dc * i, dh * tanh(c_t)] / 2 * (1 - a**2)
+    [dx_t, dh_tm1] = dz @ [[W'], [U']]^T,  dc_tm1 = dc * f
+    [[dW'], [dU']] += [x_t, h_tm1]^T @ dz,  db' += sum(dz)
+
+A masked step keeps `h_tm1` and `c_tm1`. Recurrent dropout multiplies
+`h_tm1` by a fixed mask before the recurrent matmul only, as the cell does.
+"""
+
+import tensorflow as tf
+
+from kerasrnn.fast.sequence_op import (
+    compiled,
+    previous_step,
+    sequence_op,
+    split_by_mask,
+    time_loop,
+)
+
+
+def _forward(
+    x,
+    h0,
+    c0,
+    kernel,
+    recurrent_kernel,
+    bias,
+    mask,
+    recurrent_mask,
+    sequences=True,
+    saved=False,
+):
+    stacked_kernel = tf.concat([kernel, recurrent_kernel], axis=0)
+
+    def step(t, states):
+        h_tm1, c_tm1 = states
+        if recurrent_mask is not None:
+            h_tm1_dropped = h_tm1 * recurrent_mask
+        else:
+            h_tm1_dropped = h_tm1
+        xh = tf.concat([x[t], h_tm1_dropped], axis=-1)
+        a = tf.tanh(tf.matmul(xh, stacked_kernel) + bias)
+        a_i, a_f, g, a_o = tf.split(a, 4, axis=-1)
+        c = 0.5 * ((1 + a_f) * c_tm1 + (1 + a_i) * g)
+        h = 0.5 * (1 + a_o) * tf.tanh(c)
+        if mask is not None:
+            h = tf.where(mask[t], h, h_tm1)
+            c = tf.where(mask[t], c, c_tm1)
+        return (h, c), {"h": h, "a": a, "c": c}
+
+    recorded = (["h"] if sequences or saved else []) + (["a", "c"] if saved else [])
+    (h_last, c_last), seq = time_loop(step, tf.shape(x)[0], (h0, c0), recorded, x.dtype)
+    outputs = (seq["h"] if sequences else h_last, c_last)
+    return (outputs, (seq["h"], seq["a"], seq["c"])) if saved else outputs
+
+
+def _backward_loop(
+    dhs,
+    dh_last,
+    dc_last,
+    x,
+    h0,
+    c0,
+    stacked_kernel,
+    mask,
+    recurrent_mask,
+    hs,
+    acts,
+    cs,
+):
+    features = x.shape[-1]
+
+    def step(t, states):
+        dh, dc, d_stacked, d_bias = states
+        if dhs is not None:
+            dh = dh + dhs[t]
+        if mask is not None:
+            dh, dh_skip = split_by_mask(mask[t], dh)
+            dc, dc_skip = split_by_mask(mask[t], dc)
+        a = acts[t]
+        a_i, a_f, g, a_o = tf.split(a, 4, axis=-1)
+        c_tm1 = previous_step(cs, t, c0)
+        tanh_c = tf.tanh(cs[t])
+        # backprop through h = o * tanh(c): 1 - tanh(c)**2
+        dc = dc + dh * 0.5 * (1 + a_o) * (1 - tanh_c * tanh_c)
+        # the gates' derivatives side by side, so that XLA fuses them into
+        # one loop; then backprop through a = tanh(z): 1 - a**2
+        upstream = tf.concat([dc, dc, dc, dh], axis=-1)
+        local = tf.concat([g, c_tm1, 1 + a_i, tanh_c], axis=-1)
+        dz = 0.5 * upstream * local * (1 - a * a)
+        h_tm1 = previous_step(hs, t, h0)
+        if recurrent_mask is not None:
+            h_tm1 = h_tm1 * recurrent_mask
+        # z = [x_t, h_tm1] @ [[W], [U]] + b: both weight gradients at once.
+        xh = tf.concat([x[t], h_tm1], axis=-1)
+        d_stacked = d_stacked + tf.matmul(xh, dz, transpose_a=True)
+        d_bias = d_bias + tf.reduce_sum(dz, axis=0)
+        dxh = tf.matmul(dz, stacked_kernel, transpose_b=True)
+        dh_tm1 = dxh[:, features:]
+        if recurrent_mask is not None:
+            dh_tm1 = dh_tm1 * recurrent_mask
+        dc_tm1 = dc * 0.5 * (1 + a_f)
+        if mask is not None:
+            dh_tm1, dc_tm1 = dh_tm1 + dh_skip, dc_tm1 + dc_skip
+        return (dh_tm1, dc_tm1, d_stacked, d_bias), {"dx": dxh[:, :features]}
+
+    start = (
+        tf.zeros_like(h0) if dh_last is None else dh_last,
+        dc_last,
+        tf.zeros_like(stacked_kernel),
+        tf.zeros(stacked_kernel.shape[-1:], x.dtype),
+    )
+    (dh0, dc0, d_stacked, d_bias), seq = time_loop(
+        step, tf.shape(x)[0], start, ["dx"], x.dtype, backward=True
+    )
+    return seq["dx"], dh0, dc0, d_stacked, d_bias
+
+
+_forward_compiled = compiled(_forward)
+_backward_compiled = compiled(_backward_loop)
+
+
+def _make_kernel(sequences):
+    def forward(*args, saved=False):
+        return _forward_compiled(*args, sequences=sequences, saved=saved)
+
+    def backward(grads, inputs, constants, outputs, saved):
+        x, h0, c0, kernel, recurrent_kernel, _ = inputs
+        d_output, dc_last = grads
+        if dc_last is None:
+            dc_last = tf.zeros_like(c0)
+        # The output is either every h_t or only the last one.
+        dhs, dh_last = (d_output, None) if sequences else (None, d_output)
+        stacked_kernel = tf.concat([kernel, recurrent_kernel], axis=0)
+        dx, dh0, dc0, d_stacked, d_bias = _backward_compiled(
+            dhs, dh_last, dc_last, x, h0, c0, stacked_kernel, *constants, *saved
+        )
+        features = x.shape[-1]
+        d_kernel, d_recurrent_kernel = d_stacked[:features], d_stacked[features:]
+        return dx, dh0, dc0, d_kernel, d_recurrent_kernel, d_bias
+
+    return forward, backward
+
+
+def gate_scale(units, dtype):
+    """The column scaling `[1/2, 1/2, 1, 1/2]` that turns sigmoid gates into
+    halves of one tanh."""
+    half = tf.fill([units], tf.constant(0.5, dtype))
+    return tf.concat([half, half, tf.ones([units], dtype), half], axis=0)
+
+
+def lstm_sequence(
+    x,
+    h0,
+    c0,
+    kernel,
+    recurrent_kernel,
+    bias,
+    mask=None,
+    recurrent_mask=None,
+    training=True,
+    sequences=True,
+):
+    """Runs the LSTM over the time-major sequence `x`.
+
+    Args:
+        x: `(timesteps, batch, features)`, in the order the steps are taken
+            (already reversed for `go_backwards`, input dropout applied).
+        h0, c0: Initial states, `(batch, units)`.
+        kernel, recurrent_kernel, bias: The cell's fused weights, gate order
+            `[i, f, c, o]`; `bias` may be `None`.
+        mask: Optional boolean `(timesteps, batch, 1)`; false keeps the state.
+        recurrent_mask: Optional recurrent dropout mask `(batch, units)`.
+        training: Whether to save activations for the backward pass.
+        sequences: Whether to return the state after every step or only
+            after the last one (which saves memory).
+
+    Returns:
+        `(hs, c_last)`: the hidden state after every step, `(timesteps,
+        batch, units)` (or after the last step, `(batch, units)`, if not
+        `sequences`), and the final cell state.
+    """
+    units = h0.shape[-1]
+    scale = gate_scale(units, x.dtype)
+    if bias is None:
+        bias = tf.zeros([4 * units], x.dtype)
+    inputs = (x, h0, c0, kernel * scale, recurrent_kernel * scale, bias * scale)
+    forward, backward = _make_kernel(sequences)
+    return sequence_op(forward, backward, inputs, (mask, recurrent_mask), training)

@@ -1,0 +1,187 @@
+"""The vanilla RNN over a whole sequence, with backpropagation through time
+by hand.
+
+Same function as `kerasrnn.SimpleRNNCell` run by `keras.layers.RNN`:
+
+    h_t = activation(x_t @ W + b + h_tm1 @ U)
+
+as one matmul per step, `[x_t, h_tm1] @ [[W], [U]]`, and a backward loop that
+needs only the saved states, since the derivative of each supported
+activation is a function of its output (`1 - h**2` for tanh, `h * (1 - h)`
+for sigmoid, `h > 0` for relu, 1 for linear):
+
+    dz = dh * activation'(h_t)
+    [dx_t, dh_tm1] = dz @ [[W], [U]]^T
+    [[dW], [dU]] += [x_t, h_tm1]^T @ dz,  db += sum(dz)
+
+A masked step keeps `h_tm1`.
+"""
+
+import tensorflow as tf
+
+from kerasrnn.fast.sequence_op import (
+    compiled,
+    previous_step,
+    sequence_op,
+    split_by_mask,
+    time_loop,
+)
+
+_ACTIVATIONS = {
+    "tanh": tf.tanh,
+    "sigmoid": tf.sigmoid,
+    "relu": tf.nn.relu,
+    "linear": tf.identity,
+}
+
+
+def _derivative(activation, h):
+    """d activation / d z at the point where activation(z) = h."""
+    if activation == "tanh":
+        return 1 - h * h
+    if activation == "sigmoid":
+        return h * (1 - h)
+    if activation == "relu":
+        return tf.cast(h > 0, h.dtype)
+    return tf.ones_like(h)
+
+
+def _forward(
+    x,
+    h0,
+    kernel,
+    recurrent_kernel,
+    bias,
+    mask,
+    recurrent_mask,
+    activation="tanh",
+    sequences=True,
+    saved=False,
+):
+    stacked_kernel = tf.concat([kernel, recurrent_kernel], axis=0)
+    act = _ACTIVATIONS[activation]
+
+    def step(t, h_tm1):
+        if recurrent_mask is not None:
+            h_tm1_dropped = h_tm1 * recurrent_mask
+        else:
+            h_tm1_dropped = h_tm1
+        xh = tf.concat([x[t], h_tm1_dropped], axis=-1)
+        h = act(tf.matmul(xh, stacked_kernel) + bias)
+        if mask is not None:
+            h = tf.where(mask[t], h, h_tm1)
+        return h, {"h": h}
+
+    recorded = ["h"] if sequences or saved else []
+    h_last, seq = time_loop(step, tf.shape(x)[0], h0, recorded, x.dtype)
+    outputs = (seq["h"] if sequences else h_last,)
+    # The states are all that backward needs.
+    return (outputs, (seq["h"],)) if saved else outputs
+
+
+def _backward_loop(
+    dhs, dh_last, x, h0, stacked_kernel, mask, recurrent_mask, hs, activation
+):
+    features = x.shape[-1]
+
+    def step(t, states):
+        dh, d_stacked, d_bias = states
+        if dhs is not None:
+            dh = dh + dhs[t]
+        if mask is not None:
+            dh, dh_skip = split_by_mask(mask[t], dh)
+        dz = dh * _derivative(activation, hs[t])
+        h_tm1 = previous_step(hs, t, h0)
+        if recurrent_mask is not None:
+            h_tm1 = h_tm1 * recurrent_mask
+        # z = [x_t, h_tm1] @ [[W], [U]] + b: both weight gradients at once.
+        xh = tf.concat([x[t], h_tm1], axis=-1)
+        d_stacked = d_stacked + tf.matmul(xh, dz, transpose_a=True)
+        d_bias = d_bias + tf.reduce_sum(dz, axis=0)
+        dxh = tf.matmul(dz, stacked_kernel, transpose_b=True)
+        dh_tm1 = dxh[:, features:]
+        if recurrent_mask is not None:
+            dh_tm1 = dh_tm1 * recurrent_mask
+        if mask is not None:
+            dh_tm1 = dh_tm1 + dh_skip
+        return (dh_tm1, d_stacked, d_bias), {"dx": dxh[:, :features]}
+
+    start = (
+        tf.zeros_like(h0) if dh_last is None else dh_last,
+        tf.zeros_like(stacked_kernel),
+        tf.zeros(stacked_kernel.shape[-1:], x.dtype),
+    )
+    (dh0, d_stacked, d_bias), seq = time_loop(
+        step, tf.shape(x)[0], start, ["dx"], x.dtype, backward=True
+    )
+    return seq["dx"], dh0, d_stacked, d_bias
+
+
+_forward_compiled = compiled(_forward)
+_backward_compiled = compiled(_backward_loop)
+
+
+def _make_kernel(activation, sequences):
+    def forward(*args, saved=False):
+        return _forward_compiled(
+            *args, activation=activation, sequences=sequences, saved=saved
+        )
+
+    def backward(grads, inputs, constants, outputs, saved):
+        x, h0, kernel, recurrent_kernel, _ = inputs
+        (d_output,) = grads
+        # The output is either every h_t or only the last one.
+        dhs, dh_last = (d_output, None) if sequences else (None, d_output)
+        stacked_kernel = tf.concat([kernel, recurrent_kernel], axis=0)
+        dx, dh0, d_stacked, d_bias = _backward_compiled(
+            dhs, dh_last, x, h0, stacked_kernel, *constants, *saved, activation
+        )
+        features = x.shape[-1]
+        d_kernel, d_recurrent_kernel = d_stacked[:features], d_stacked[features:]
+        return dx, dh0, d_kernel, d_recurrent_kernel, d_bias
+
+    return forward, backward
+
+
+def simple_rnn_sequence(
+    x,
+    h0,
+    kernel,
+    recurrent_kernel,
+    bias,
+    activation="tanh",
+    mask=None,
+    recurrent_mask=None,
+    training=True,
+    sequences=True,
+):
+    """Runs the vanilla RNN over the time-major sequence `x`.
+
+    Args:
+        x: `(timesteps, batch, features)`, in the order the steps are taken
+            (already reversed for `go_backwards`, input dropout applied).
+        h0: Initial state, `(batch, units)`.
+        kernel, recurrent_kernel, bias: The cell's weights; `bias` may be
+            `None`.
+        activation: One of `"tanh"`, `"sigmoid"`, `"relu"`, `"linear"`.
+        mask: Optional boolean `(timesteps, batch, 1)`; false keeps the state.
+        recurrent_mask: Optional recurrent dropout mask `(batch, units)`.
+        training: Whether to save the states for the backward pass.
+        sequences: Whether to return the state after every step or only
+            after the last one (which saves memory).
+
+    Returns:
+        A 1-tuple: the hidden state after every step, `(timesteps, batch,
+        units)`, or after the last step, `(batch, units)`.
+    """
+    units = h0.shape[-1]
+    if bias is None:
+        bias = tf.zeros([units], x.dtype)
+    forward, backward = _make_kernel(activation, sequences)
+    return sequence_op(
+        forward,
+        backward,
+        (x, h0, kernel, recurrent_kernel, bias),
+        (mask, recurrent_mask),
+        training,
+    )

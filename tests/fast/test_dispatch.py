@@ -1,0 +1,202 @@
+"""How kerasrnn's sequence layers choose between the fast path and the
+readable loop, and how they report the choice (`layer.last_path`,
+`layer.last_path_reason`, the `"kerasrnn.fast"` debug log)."""
+
+import logging
+
+import keras
+import numpy as np
+import pytest
+
+import kerasrnn
+from tests.utils import BACKEND, assert_all_close, random_weights_like, to_numpy
+
+tensorflow_only = pytest.mark.skipif(
+    BACKEND != "tensorflow", reason="the fast path is TensorFlow-only"
+)
+LAYERS = {"lstm": kerasrnn.LSTM, "gru": kerasrnn.GRU, "simple_rnn": kerasrnn.SimpleRNN}
+BATCH, STEPS, FEATURES, UNITS = 2, 5, 3, 4
+
+
+def x_data(steps=STEPS):
+    return (
+        np.random.default_rng(0)
+        .standard_normal((BATCH, steps, FEATURES))
+        .astype("float32")
+    )
+
+
+def compiled_call(layer, x):
+    """Calls `layer` inside a `tf.function` whose input has `x`'s shape
+    except for a `None` time axis when `x` has -1 there."""
+    import tensorflow as tf
+
+    return tf.function(lambda v: layer(v))(tf.constant(x))
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None, "Auto"])
+def test_fast_path_must_be_auto_true_or_false(value):
+    with pytest.raises(ValueError, match="fast_path"):
+        kerasrnn.LSTM(UNITS, fast_path=value)
+
+
+@pytest.mark.parametrize("value", ["auto", True, False])
+def test_fast_path_round_trips_through_config(value):
+    if value is True and BACKEND != "tensorflow":
+        pytest.skip("fast_path=True needs the TensorFlow backend")
+    layer = kerasrnn.GRU(UNITS, fast_path=value)
+    config = layer.get_config()
+    assert config["fast_path"] == value
+    assert kerasrnn.GRU.from_config(config).fast_path == value
+
+
+@pytest.mark.parametrize("kind", list(LAYERS))
+def test_default_is_auto_and_reports_path_after_a_call(kind):
+    layer = LAYERS[kind](UNITS)
+    assert layer.fast_path == "auto"
+    assert layer.last_path is None
+    layer(x_data())
+    assert layer.last_path in ("fast", "readable")
+    assert isinstance(layer.last_path_reason, str) and layer.last_path_reason
+
+
+@tensorflow_only
+@pytest.mark.parametrize("kind", list(LAYERS))
+def test_auto_takes_fast_path_in_compiled_code(kind, caplog):
+    layer = LAYERS[kind](UNITS)
+    with caplog.at_level(logging.DEBUG, logger="kerasrnn.fast"):
+        compiled_call(layer, x_data())
+    assert layer.last_path == "fast", layer.last_path_reason
+    assert any("fast path" in r.getMessage() for r in caplog.records)
+
+
+@tensorflow_only
+def test_auto_takes_readable_loop_in_eager_calls(caplog):
+    layer = kerasrnn.LSTM(UNITS)
+    with caplog.at_level(logging.DEBUG, logger="kerasrnn.fast"):
+        layer(x_data())
+    assert layer.last_path == "readable"
+    assert "eager" in layer.last_path_reason
+    assert any("readable path" in r.getMessage() for r in caplog.records)
+
+
+@tensorflow_only
+def test_auto_falls_back_when_timesteps_are_unknown():
+    import tensorflow as tf
+
+    layer = kerasrnn.GRU(UNITS)
+    fn = tf.function(
+        lambda v: layer(v),
+        input_signature=[tf.TensorSpec((None, None, FEATURES), tf.float32)],
+    )
+    fn(tf.constant(x_data()))
+    assert layer.last_path == "readable"
+    assert "timesteps" in layer.last_path_reason
+    # Forcing it accepts one compilation per length.
+    forced = kerasrnn.GRU(UNITS, fast_path=True)
+    fn = tf.function(
+        lambda v: forced(v),
+        input_signature=[tf.TensorSpec((None, None, FEATURES), tf.float32)],
+    )
+    fn(tf.constant(x_data()))
+    assert forced.last_path == "fast"
+
+
+UNSUPPORTED = {
+    "lstm_relu": (kerasrnn.LSTM, {"activation": "relu"}, "activation"),
+    "gru_hard_sigmoid": (
+        kerasrnn.GRU,
+        {"recurrent_activation": "hard_sigmoid"},
+        "recurrent_activation",
+    ),
+    "simple_rnn_elu": (kerasrnn.SimpleRNN, {"activation": "elu"}, "activation"),
+    "lstm_unroll": (kerasrnn.LSTM, {"unroll": True}, "unroll"),
+    "lstm_peepholes": (kerasrnn.LSTM, {"use_peepholes": True}, "peepholes"),
+    "lstm_variant": (kerasrnn.LSTM, {"variant": "cifg"}, "variant"),
+}
+
+
+def _make_or_skip(cls, kwargs, **extra):
+    try:
+        return cls(UNITS, **kwargs, **extra)
+    except TypeError as error:  # an argument this version of the cell lacks
+        pytest.skip(str(error))
+
+
+@tensorflow_only
+@pytest.mark.parametrize("case", list(UNSUPPORTED))
+def test_auto_falls_back_for_uncovered_configurations(case):
+    cls, kwargs, word = UNSUPPORTED[case]
+    layer = _make_or_skip(cls, kwargs)
+    compiled_call(layer, x_data())
+    assert layer.last_path == "readable"
+    assert word in layer.last_path_reason
+
+
+@tensorflow_only
+@pytest.mark.parametrize("case", list(UNSUPPORTED))
+def test_forcing_fast_path_on_uncovered_configuration_fails_early(case):
+    cls, kwargs, word = UNSUPPORTED[case]
+    _make_or_skip(cls, kwargs)  # skips if the argument does not exist
+    with pytest.raises(ValueError, match=f"fast_path=True.*{word}"):
+        cls(UNITS, fast_path=True, **kwargs)
+
+
+@tensorflow_only
+def test_fast_path_false_always_reads():
+    layer = kerasrnn.LSTM(UNITS, fast_path=False)
+    compiled_call(layer, x_data())
+    assert (layer.last_path, layer.last_path_reason) == ("readable", "fast_path=False")
+
+
+@pytest.mark.skipif(BACKEND == "tensorflow", reason="checks the other backends")
+def test_other_backends_read_and_refuse_forcing():
+    layer = kerasrnn.LSTM(UNITS)
+    layer(x_data())
+    assert layer.last_path == "readable"
+    assert "TensorFlow-only" in layer.last_path_reason
+    with pytest.raises(ValueError, match="fast_path=True.*backend"):
+        kerasrnn.LSTM(UNITS, fast_path=True)
+
+
+@tensorflow_only
+def test_gradient_probes_take_the_readable_loop():
+    """`kerasrnn.gradients` differentiates with respect to zero probes added
+    inside the readable loop; the fast path must step aside for it, and the
+    numbers must be those of a model that never had a fast path."""
+    gradients = pytest.importorskip("kerasrnn.gradients")
+
+    def model(fast_path):
+        inp = keras.Input((STEPS, FEATURES))
+        h = kerasrnn.LSTM(UNITS, fast_path=fast_path, name="rnn")(inp)
+        m = keras.Model(inp, keras.layers.Dense(1)(h))
+        m.compile(loss="mse")
+        return m
+
+    auto, readable = model("auto"), model(False)
+    weights = random_weights_like(readable)
+    auto.set_weights(weights)
+    readable.set_weights(weights)
+    x, y = x_data(), np.ones((BATCH, 1), "float32")
+    norms = gradients.hidden_state_gradient_norms(auto, x, y)
+    layer = auto.get_layer("rnn")
+    assert layer.last_path == "readable"
+    assert "probe" in layer.last_path_reason
+    expected = gradients.hidden_state_gradient_norms(readable, x, y)
+    for key in expected:
+        assert_all_close(norms[key], expected[key], what=key)
+    # Without probes the same layer goes fast again.
+    compiled_call(layer, x)
+    assert layer.last_path == "fast"
+
+
+@tensorflow_only
+def test_forced_fast_path_runs_eagerly_and_matches():
+    fast = kerasrnn.SimpleRNN(UNITS, fast_path=True, return_sequences=True)
+    readable = kerasrnn.SimpleRNN(UNITS, fast_path=False, return_sequences=True)
+    x = x_data()
+    fast.build(x.shape)
+    readable.build(x.shape)
+    readable.set_weights(fast.get_weights())
+    assert_all_close(to_numpy(fast(x)), to_numpy(readable(x)))
+    assert fast.last_path == "fast"

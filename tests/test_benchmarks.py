@@ -1,0 +1,90 @@
+"""Smoke test of the benchmark suite (`benchmarks/run.py --quick`): it runs
+end to end in fresh processes and writes the JSON and Markdown it promises.
+No timing is asserted: only that every implementation was timed."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "benchmarks", "run.py")
+
+
+def test_quick_benchmark_writes_table_and_json(tmp_path):
+    backend = keras.backend.backend()
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run(
+        [
+            sys.executable,
+            SCRIPT,
+            "--quick",
+            "--kinds",
+            "lstm",
+            "--impls",
+            "keras,kerasrnn,kerasrnn-readable",
+            "--threads",
+            "1",
+            "--output",
+            str(tmp_path),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    stem = tmp_path / f"{backend}-cpu-quick"
+    report = json.loads(stem.with_suffix(".json").read_text())
+    assert report["machine"]["backend"] == backend
+    assert report["machine"]["threads"] == 1
+    rows = {r["implementation"]: r for r in report["results"]}
+    expected = {"keras", "kerasrnn"}
+    if backend == "tensorflow":
+        expected.add("kerasrnn-readable")
+        assert rows["kerasrnn"]["path"] == "fast"
+        assert rows["kerasrnn-readable"]["path"] == "readable"
+    else:
+        assert rows["kerasrnn"]["path"] == "readable"
+    assert set(rows) == expected
+    for row in rows.values():
+        assert row["kind"] == "lstm" and row["timed_steps"] == 3
+        assert row["train_ms"] > 0 and row["infer_ms"] > 0
+    assert rows["keras"]["train_ratio"] == 1.0
+    table = stem.with_suffix(".md").read_text()
+    assert "| LSTM | 12 | 16 | kerasrnn |" in table
+    assert table.count("\n| LSTM |") == len(expected)
+
+
+def test_markdown_table_lists_every_row():
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    try:
+        import run as bench
+    finally:
+        sys.path.pop(0)
+    args = bench.parse_args(["--quick", "--threads", "2"])
+    info = bench.machine_info(args)
+    row = {
+        "kind": "gru",
+        "timesteps": 12,
+        "units": 16,
+        "implementation": "keras",
+        "path": "built-in",
+        "train_ms": 2.0,
+        "infer_ms": 1.0,
+        "train_ratio": 1.0,
+        "infer_ratio": 1.0,
+        "peak_mib": 3.0,
+        "memory_ratio": 1.0,
+        "memory_method": "TF allocator peak minus resident before",
+    }
+    table = bench.markdown(info, [row, dict(row, implementation="kerasrnn")])
+    assert (
+        "| GRU | 12 | 16 | keras | built-in | 2.0 | 1.00 | 1.0 | 1.00 | 3.0 | 1.00 |"
+        in table
+    )
+    assert "| GRU | 12 | 16 | kerasrnn |" in table
+    assert "2 threads" in table and "Peak memory: TF allocator" in table

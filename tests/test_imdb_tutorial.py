@@ -1,0 +1,210 @@
+"""End-to-end smoke tests of `tutorials/imdb_sentiment.py` and
+`tutorials/imdb_predict.py` on a generated aclImdb fixture (TensorFlow only:
+tf.data, TextVectorization, SavedModel), and an opt-in run on the real data.
+
+The exported SavedModel is checked in a separate Python process in which
+`import kerasrnn` fails, against the probabilities of the Keras model, within
+1e-5.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from kerasrnn.datasets.imdb import write_sample_aclimdb
+from tests.utils import tensorflow_only
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TUTORIAL = os.path.join(ROOT, "tutorials", "imdb_sentiment.py")
+PREDICT = os.path.join(ROOT, "tutorials", "imdb_predict.py")
+REAL_DATA = os.environ.get("KERASRNN_IMDB_DATA") or os.path.join(
+    os.path.dirname(ROOT), "shared", "data", "aclImdb_v1_train_test.tar.gz"
+)
+COUNTS = {"train/pos": 30, "train/neg": 26, "test/pos": 9, "test/neg": 11}
+
+pytestmark = tensorflow_only
+
+# Runs a script with `kerasrnn` unimportable, and says so first.
+WITHOUT_KERASRNN = """
+import importlib.abc, runpy, sys
+
+class NoKerasRNN(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "kerasrnn":
+            raise ImportError("kerasrnn is blocked in this process")
+
+sys.meta_path.insert(0, NoKerasRNN())
+try:
+    import kerasrnn  # noqa: F401
+    print("KERASRNN_IMPORTED")
+except ImportError:
+    print("KERASRNN_UNAVAILABLE")
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def load_tutorial():
+    spec = importlib.util.spec_from_file_location("imdb_sentiment", TUTORIAL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Stops the run like a Ctrl-C once the first epoch is done."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        logs = logs or {}
+        if epoch == 1:
+            raise KeyboardInterrupt("simulated interruption")
+
+
+def quick_args(data_dir, tmp_path, *extra):
+    return [
+        "--quick",
+        "--data-dir", str(data_dir),
+        "--cache-dir", str(tmp_path / "cache"),
+        "--output-dir", str(tmp_path / "out"),
+        *extra,
+    ]  # fmt: skip
+
+
+def test_interrupted_run_resumes_and_exports_a_model_that_serves_without_kerasrnn(
+    tmp_path,
+):
+    tutorial = load_tutorial()
+    archive = write_sample_aclimdb(tmp_path / "data", COUNTS, seed=2, archive=True)
+    args = quick_args(archive, tmp_path, "--epochs", "2", "--seed", "1")
+    out = tmp_path / "out"
+
+    with pytest.raises(KeyboardInterrupt):
+        tutorial.main(args, extra_callbacks=[Interrupt()])
+    assert not (out / "results.json").exists()
+    assert os.listdir(out / "backup" / "imdb")
+
+    # Resuming under other settings is refused, and changes nothing.
+    with pytest.raises(ValueError, match="--units: 8 -> 9"):
+        tutorial.main([*args, "--units", "9"])
+    results = tutorial.main(args)
+    assert results["resumed"] and results["epochs_run_by_this_process"] == 1
+    assert [row["epoch"] for row in results["history"]] == [0, 1]
+    assert not (out / "backup" / "imdb").exists()
+
+    # What the run claims: counts, the confusion matrix, settings, timings.
+    on_disk = json.loads((out / "results.json").read_text())
+    # validation_split 0.1 of each class: round(3.0) + round(2.6) reviews.
+    assert on_disk["num_examples"] == {"train": 50, "validation": 6, "test": 20}
+    confusion = np.array(on_disk["test"]["confusion_matrix"])
+    assert confusion.sum(axis=1).tolist() == [11, 9]  # true neg, true pos
+    assert on_disk["test"]["accuracy"] == pytest.approx(np.trace(confusion) / 20)
+    assert on_disk["settings"]["cell"] == "lstm" and on_disk["settings"]["epochs"] == 2
+    assert set(on_disk["timings_seconds"]) >= {"load_data", "train", "test", "total"}
+    assert (out / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "saved_model" / "saved_model.pb").exists()
+
+    reviews = [
+        "A wonderful, moving film. Loved it!",
+        "Boring and awful<br /><br />a waste of time.",
+        "",
+        "the plot the scene the music " * 40 + "superb",
+    ]
+    model = keras.saving.load_model(str(out / "imdb_lstm.keras"))
+    import tensorflow as tf
+
+    expected = np.asarray(model(tf.constant(reviews))).reshape(-1)
+
+    review_file = tmp_path / "reviews.txt"
+    review_file.write_text("\n".join([reviews[0], reviews[3]]))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    served = subprocess.run(
+        [sys.executable, "-c", WITHOUT_KERASRNN, PREDICT, "--json",
+         "--model", str(out / "saved_model"), *reviews, "--file", str(review_file)],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert served.returncode == 0, served.stderr[-3000:]
+    lines = served.stdout.strip().splitlines()
+    assert lines[0] == "KERASRNN_UNAVAILABLE"
+    rows = [json.loads(line) for line in lines[1:]]
+    # The reviews given as arguments, then those of the file.
+    assert [r["review"] for r in rows] == reviews + [reviews[0], reviews[3].strip()]
+    got = np.array([r["positive_probability"] for r in rows])
+    np.testing.assert_allclose(got[:4], expected, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(got[4:], expected[[0, 3]], atol=1e-5, rtol=1e-5)
+    assert [r["label"] for r in rows[:4]] == [
+        "positive" if p >= 0.5 else "negative" for p in expected
+    ]
+
+
+@pytest.mark.slow
+def test_gru_stacked_with_gradient_norms_on_a_folder(tmp_path):
+    cell = "gru"
+    folder = write_sample_aclimdb(tmp_path / "data", COUNTS, seed=4)
+    results = load_tutorial().main(
+        quick_args(folder, tmp_path, "--cell", cell, "--no-bidirectional",
+                   "--num-layers", "2", "--pooling", "max", "--gradient-norms")
+    )  # fmt: skip
+    assert results["settings"]["cell"] == cell
+    assert results["test"]["num_examples"] == 20
+    assert (tmp_path / "out" / f"imdb_{cell}.keras").exists()
+    assert (tmp_path / "out" / "gradient_norms.png").exists()
+    assert len(results["gradient_norms"]["epoch"]) == 2  # before and after epoch 1
+
+
+def test_unknown_cell_is_refused_before_anything_is_written(tmp_path, capsys):
+    folder = write_sample_aclimdb(tmp_path / "data", (2, 2))
+    with pytest.raises(SystemExit) as error:
+        load_tutorial().main(quick_args(folder, tmp_path, "--cell", "transformer"))
+    assert error.value.code == 2
+    assert "invalid choice: 'transformer'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_data_fails_early_and_writes_nothing(tmp_path):
+    tutorial = load_tutorial()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    no_train_pos = write_sample_aclimdb(tmp_path / "partial", (2, 2))
+    for name in os.listdir(os.path.join(no_train_pos, "train", "pos")):
+        os.remove(os.path.join(no_train_pos, "train", "pos", name))
+    os.rmdir(os.path.join(no_train_pos, "train", "pos"))
+    corrupt = tmp_path / "corrupt.tar.gz"
+    good = write_sample_aclimdb(tmp_path / "good", (4, 4), archive=True)
+    with open(good, "rb") as f:
+        corrupt.write_bytes(f.read()[:300])
+
+    for data_dir, message in (
+        (empty, "missing train/pos, train/neg, test/pos, test/neg"),
+        (no_train_pos, "missing train/pos"),
+        (corrupt, "corrupt|readable tar"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            tutorial.main(quick_args(data_dir, tmp_path))
+        assert not (tmp_path / "out").exists()
+        cache = tmp_path / "cache"
+        assert not cache.exists() or os.listdir(cache) == []
+
+
+@pytest.mark.real_data
+@pytest.mark.skipif(
+    not os.path.exists(REAL_DATA), reason=f"no IMDB archive at {REAL_DATA}"
+)
+def test_one_short_epoch_on_the_real_reviews_beats_chance(tmp_path):
+    results = load_tutorial().main([
+        "--data-dir", REAL_DATA, "--output-dir", str(tmp_path / "out"),
+        "--limit", "10000", "--epochs", "1", "--no-bidirectional", "--units", "32",
+        "--embedding-dim", "32", "--max-length", "150", "--vocabulary-size", "10000",
+        "--batch-size", "32",
+    ])  # fmt: skip
+    test = results["test"]
+    assert test["num_examples"] == 10000
+    # Both classes are in the (seeded) test sample, and the model beats the
+    # 50 % of chance by far more than sampling noise (0.5 % s.d.).
+    assert min(np.sum(test["confusion_matrix"], axis=1)) > 4000
+    assert test["accuracy"] > 0.6

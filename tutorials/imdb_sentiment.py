@@ -1,0 +1,489 @@
+"""
+Title: Sentiment of IMDB movie reviews with a kerasrnn LSTM
+Author: the kerasrnn authors
+Date created: 2026-11-26
+Description: Classify the 50,000 reviews of the Large Movie Review Dataset as
+    positive or negative with a bidirectional kerasrnn LSTM over learned word
+    vectors, resumable training, one evaluation on the test set, and a
+    SavedModel that takes raw review strings.
+Accelerator: None (CPU, about 15 minutes on 2 cores); `--device gpu` for a GPU
+"""
+
+"""
+## Introduction
+
+A recurrent layer earns its keep on real text: reviews run from ten words to
+over two thousand, right-padded with zeros to the longest of their batch, and
+the verdict may sit in the first sentence or in the last. This tutorial trains
+a sentiment classifier on IMDB (Maas et al. 2011: 25,000 training and 25,000
+test reviews, half of them positive) with kerasrnn's layers and takes it all
+the way to a model that serves raw strings:
+
+1. read the reviews (`kerasrnn.datasets.load_imdb`: `tensorflow_datasets`, a
+   local `aclImdb` folder or `.tar.gz`, or `keras.datasets.imdb`), holding out
+   a validation split of the *training* reviews;
+2. turn text into token ids with `TextVectorization` and keep the last
+   `--max-length` tokens of a long review, where the verdict usually is
+   (`--head-length` also keeps some from its start);
+3. embed the ids with `Embedding(mask_zero=True)`, so that the padding is
+   masked: the recurrent layer carries its state unchanged over padded steps
+   and the pooling ignores them;
+4. read the review in both directions with a kerasrnn `LSTM` (or `GRU`,
+   `SimpleRNN`: `--cell`), and pool its outputs over the real tokens:
+   `max_t h_t` picks up the strongest evidence anywhere in the review,
+   `mean_t h_t` the overall tone;
+5. train with Adam, its step size decaying along a cosine over the epochs,
+   keep the epoch with the best validation accuracy, stop early when it no
+   longer improves; an interrupted run resumes from its last finished epoch
+   when the same command is run again;
+6. evaluate on the test set once, at the end, and export a SavedModel whose
+   serving signature takes a batch of review strings.
+
+Run it with
+
+    python tutorials/imdb_sentiment.py --data-dir ../shared/data/aclImdb_v1_train_test.tar.gz
+
+(`--quick` for a smoke run in seconds; without `--data-dir` it downloads
+`imdb_reviews` with `tensorflow_datasets`). Then classify new reviews with
+`python tutorials/imdb_predict.py --model runs/imdb_sentiment/saved_model
+"What a waste of two hours."`.
+"""
+
+import argparse
+import json
+import os
+import shutil
+
+import keras
+
+from kerasrnn import experiment
+from kerasrnn import text_classification as tc
+from kerasrnn.datasets import load_imdb
+
+"""
+## Settings
+
+Chosen on the validation split (10 % of the training reviews), never on the
+test set.
+"""
+
+VOCABULARY_SIZE = 20000  # words kept by TextVectorization (ids 0, 1: padding, unknown)
+MAX_LENGTH = 400  # tokens kept per review (the median review has about 180)
+HEAD_LENGTH = 0  # of those, taken from the start; the rest from the end
+EMBEDDING_DIM = 128  # size of the learned word vectors
+CELL = "lstm"  # simple_rnn, lstm or gru
+UNITS = 64  # hidden units per direction of each recurrent layer
+NUM_LAYERS = 1  # recurrent layers stacked
+BIDIRECTIONAL = True  # read the review forwards and backwards
+POOLING = "max_mean"  # how the outputs over time become one vector
+EMBEDDING_DROPOUT = 0.25  # fraction of word-vector channels dropped per review
+DROPOUT = 0.25  # dropout before the output layer
+BATCH_SIZE = 64  # reviews per gradient step
+LEARNING_RATE = 2e-3  # Adam's initial step size
+LR_SCHEDULE = "cosine"  # cosine: decays to 2 % of LEARNING_RATE over EPOCHS
+EPOCHS = 3  # at most this many passes over the training reviews
+PATIENCE = 2  # epochs without a better validation accuracy before stopping
+VALIDATION_SPLIT = 0.1  # fraction of the training reviews held out
+
+QUICK = {  # --quick: a smoke run on a few hundred reviews
+    "limit": 384,
+    "vocabulary_size": 2000,
+    "max_length": 64,
+    "head_length": 16,
+    "embedding_dim": 16,
+    "units": 8,
+    "epochs": 1,
+    "batch_size": 32,
+}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Train, evaluate and export a kerasrnn IMDB sentiment classifier."
+    )
+    experiment.add_common_arguments(parser, output_dir="runs/imdb_sentiment")
+    add = parser.add_argument
+    add(
+        "--data-dir",
+        default=None,
+        help="An aclImdb folder or .tar.gz; "
+        "without it, tensorflow_datasets' imdb_reviews (or --source keras). Default: None",
+    )
+    add(
+        "--source",
+        choices=("auto", "tfds", "directory", "keras"),
+        default="auto",
+        help="Where the reviews come from; auto: --data-dir if given, else tfds. "
+        "Default: auto",
+    )
+    add(
+        "--cache-dir",
+        default=None,
+        help="Where an archive is extracted. "
+        "Default: $KERASRNN_CACHE_DIR or ~/.cache/kerasrnn",
+    )
+    add("--cell", choices=tuple(tc.CELLS), default=CELL, help=f"Default: {CELL}")
+    add(
+        "--bidirectional",
+        action=argparse.BooleanOptionalAction,
+        default=BIDIRECTIONAL,
+        help=f"Default: {BIDIRECTIONAL}",
+    )
+    add("--num-layers", type=int, default=NUM_LAYERS, help=f"Default: {NUM_LAYERS}")
+    add("--units", type=int, default=UNITS, help=f"Default: {UNITS}")
+    add(
+        "--embedding-dim",
+        type=int,
+        default=EMBEDDING_DIM,
+        help=f"Default: {EMBEDDING_DIM}",
+    )
+    add(
+        "--vocabulary-size",
+        type=int,
+        default=VOCABULARY_SIZE,
+        help=f"Default: {VOCABULARY_SIZE}",
+    )
+    add("--max-length", type=int, default=MAX_LENGTH, help=f"Default: {MAX_LENGTH}")
+    add("--head-length", type=int, default=HEAD_LENGTH, help=f"Default: {HEAD_LENGTH}")
+    add("--pooling", choices=tc.POOLINGS, default=POOLING, help=f"Default: {POOLING}")
+    add(
+        "--embedding-dropout",
+        type=float,
+        default=EMBEDDING_DROPOUT,
+        help=f"Default: {EMBEDDING_DROPOUT}",
+    )
+    add("--dropout", type=float, default=DROPOUT, help=f"Default: {DROPOUT}")
+    add("--batch-size", type=int, default=BATCH_SIZE, help=f"Default: {BATCH_SIZE}")
+    add(
+        "--learning-rate",
+        type=float,
+        default=LEARNING_RATE,
+        help=f"Default: {LEARNING_RATE}",
+    )
+    add(
+        "--lr-schedule",
+        choices=("cosine", "constant"),
+        default=LR_SCHEDULE,
+        help=f"Default: {LR_SCHEDULE}",
+    )
+    add("--epochs", type=int, default=EPOCHS, help=f"Default: {EPOCHS}")
+    add("--patience", type=int, default=PATIENCE, help=f"Default: {PATIENCE}")
+    add(
+        "--validation-split",
+        type=float,
+        default=VALIDATION_SPLIT,
+        help=f"Default: {VALIDATION_SPLIT}",
+    )
+    add(
+        "--limit",
+        type=int,
+        default=None,
+        help="Use at most this many reviews of each split (quick runs). Default: all",
+    )
+    add(
+        "--gradient-norms",
+        action="store_true",
+        help="Record per-layer gradient norms with kerasrnn.callbacks.GradientNormHistory.",
+    )
+    if parser.parse_args(argv).quick:  # tiny defaults; flags given still win
+        parser.set_defaults(**QUICK)
+    args = parser.parse_args(argv)
+    for name in (
+        "units",
+        "embedding_dim",
+        "vocabulary_size",
+        "max_length",
+        "batch_size",
+        "epochs",
+        "num_layers",
+    ):
+        if getattr(args, name) <= 0:
+            parser.error(
+                f"--{name.replace('_', '-')} must be positive. "
+                f"Received: {getattr(args, name)}"
+            )
+    if not 0 <= args.head_length <= args.max_length:
+        parser.error(
+            f"--head-length must be in [0, --max-length={args.max_length}]. "
+            f"Received: {args.head_length}"
+        )
+    return args
+
+
+"""
+## The data
+
+`load_imdb` returns unbatched `(text, label)` pipelines (1 = positive). The
+vectoriser learns its vocabulary from the training reviews only; it is saved
+next to the results, so that a resumed run maps words to the same ids.
+"""
+
+
+def load_data(args):
+    data = load_imdb(
+        data_dir=args.data_dir,
+        source=args.source,
+        validation_split=args.validation_split,
+        seed=args.seed,
+        cache_dir=args.cache_dir,
+    )
+    splits = {"train": data.train, "validation": data.validation, "test": data.test}
+    train_texts = data.train_texts
+    if args.limit:  # the same subset every epoch, and the vocabulary from it
+        splits = {name: ds.take(args.limit).cache() for name, ds in splits.items()}
+        train_texts = splits["train"].map(lambda text, label: text).batch(512)
+    return data, splits, train_texts
+
+
+def make_vectorizer(args, train_texts, resuming):
+    path = os.path.join(args.output_dir, "vocabulary.txt")
+    if resuming and os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            words = f.read().split("\n")
+        return tc.make_vectorizer(args.vocabulary_size, vocabulary=words[2:])
+    vectorizer = tc.make_vectorizer(args.vocabulary_size)
+    vectorizer.adapt(train_texts)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("\n".join(vectorizer.get_vocabulary()))
+    os.replace(tmp, path)
+    return vectorizer
+
+
+"""
+## The model
+
+Built in a function so that it can be created inside a distribution
+strategy's `scope()`.
+"""
+
+
+def build_model(args, vocabulary_size, steps_per_epoch):
+    model = tc.build_classifier(
+        vocabulary_size,
+        cell=args.cell,
+        units=args.units,
+        embedding_dim=args.embedding_dim,
+        bidirectional=args.bidirectional,
+        num_layers=args.num_layers,
+        pooling=args.pooling,
+        embedding_dropout=args.embedding_dropout,
+        dropout=args.dropout,
+        seed=args.seed,
+    )
+    decay_steps = (
+        args.epochs * steps_per_epoch if args.lr_schedule == "cosine" else None
+    )
+    return tc.compile_classifier(
+        model, args.learning_rate, decay_steps=decay_steps, clipnorm=args.clipnorm
+    )
+
+
+def gradient_norm_callbacks(args, validation_ds):
+    """`GradientNormHistory` on up to 32 of the longest validation reviews.
+
+    It records, before training and after every epoch, the norm of dL/dh_t
+    at every token t of these reviews: how much the loss still "hears" of
+    each position, the quantity that vanishes in a SimpleRNN.
+    """
+    if not args.gradient_norms:
+        return []
+    from kerasrnn.callbacks import GradientNormHistory
+
+    longest = max(validation_ds, key=lambda batch: batch[0].shape[1])
+    ids, labels = (t.numpy() for t in longest)
+    full = (ids != 0).all(axis=1)  # reviews that fill every step
+    if full.any():
+        ids, labels = ids[full], labels[full]
+    return [GradientNormHistory(ids[:32], labels[:32].astype("float32"))]
+
+
+"""
+## Train, evaluate once, export
+"""
+
+# Flags that may change when an interrupted run is resumed.
+RESUMABLE_CHANGES = ("device", "strategy", "check_numerics")
+
+
+def check_same_settings(output_dir, settings):
+    """Refuses to resume a run under different settings."""
+    path = os.path.join(output_dir, "settings.json")
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        before = json.load(f)
+    changed = sorted(
+        key
+        for key in set(before) | set(settings)
+        if key not in RESUMABLE_CHANGES and before.get(key) != settings.get(key)
+    )
+    if changed:
+        flags = ", ".join(
+            f"--{k.replace('_', '-')}: {before.get(k)!r} -> {settings.get(k)!r}"
+            for k in changed
+        )
+        raise ValueError(
+            f"{output_dir} holds an interrupted run with other settings ({flags}). "
+            "Run the same command to resume it, or pass another --output-dir "
+            f"(or delete {os.path.join(output_dir, 'backup')}) to start afresh."
+        )
+
+
+def main(argv=None, extra_callbacks=()):
+    args = parse_args(argv)
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(
+            "imdb_sentiment.py needs the TensorFlow backend (tf.data, "
+            f"TextVectorization, SavedModel). Received: backend={keras.backend.backend()!r}"
+        )
+    device = experiment.configure_device(args.device)
+    strategy = experiment.make_strategy(args)  # before any model or tensor
+    keras.utils.set_random_seed(args.seed)
+    timings = {}
+    load_start = list(os.getloadavg())
+    with experiment.Stopwatch() as total:
+        with experiment.Stopwatch() as clock:  # bad data fails here, before any write
+            data, splits, train_texts = load_data(args)
+        timings["load_data"] = clock.seconds
+
+        backup = os.path.join(args.output_dir, "backup", "imdb")
+        resuming = os.path.isdir(backup) and bool(os.listdir(backup))
+        settings = {k: v for k, v in vars(args).items()}
+        if resuming:
+            check_same_settings(args.output_dir, settings)
+        os.makedirs(args.output_dir, exist_ok=True)
+        if not resuming:  # outputs of an earlier run must not pass for this one's
+            for name in (
+                "results.json",
+                f"imdb_{args.cell}.keras",
+                "learning_curves.png",
+                "gradient_norms.png",
+            ):
+                if os.path.exists(os.path.join(args.output_dir, name)):
+                    os.remove(os.path.join(args.output_dir, name))
+            shutil.rmtree(
+                os.path.join(args.output_dir, "saved_model"), ignore_errors=True
+            )
+        experiment.write_json(os.path.join(args.output_dir, "settings.json"), settings)
+        print(f"IMDB from {data.location} ({data.num_examples}); {device}")
+
+        with experiment.Stopwatch() as clock:
+            vectorizer = make_vectorizer(args, train_texts, resuming)
+            crop = tc.HeadTailCrop(args.max_length, args.head_length)
+            train_ds = tc.encode_dataset(
+                splits["train"],
+                vectorizer,
+                crop,
+                args.batch_size,
+                shuffle_seed=args.seed,
+            )
+            validation_ds = tc.encode_dataset(
+                splits["validation"], vectorizer, crop, 256
+            )
+            test_ds = tc.encode_dataset(splits["test"], vectorizer, crop, 256)
+        timings["vectorizer"] = clock.seconds
+
+        with strategy.scope():
+            model = build_model(args, vectorizer.vocabulary_size(), len(train_ds))
+        model.summary()
+        gradient_norms = gradient_norm_callbacks(args, validation_ds)
+        with experiment.Stopwatch() as clock:
+            training = tc.train_classifier(
+                model,
+                train_ds,
+                validation_ds,
+                args.output_dir,
+                epochs=args.epochs,
+                patience=args.patience,
+                extra_callbacks=[*gradient_norms, *extra_callbacks],
+            )
+        timings["train"] = clock.seconds
+        print(
+            f"Best epoch {training['best_epoch']}: validation accuracy "
+            f"{training['best_val_accuracy']:.4f}"
+        )
+
+        with experiment.Stopwatch() as clock:
+            test = tc.evaluate_classifier(model, test_ds)
+        timings["test"] = clock.seconds
+        print(
+            f"Test accuracy {test['accuracy']:.4f} on {test['num_examples']} reviews; "
+            f"confusion [[TN, FP], [FN, TP]] = {test['confusion_matrix']}"
+        )
+
+        with experiment.Stopwatch() as clock:
+            saved_model = tc.export_saved_model(
+                vectorizer, crop, model, os.path.join(args.output_dir, "saved_model")
+            )
+            keras_file = tc.save_keras_model(
+                tc.end_to_end_model(vectorizer, crop, model),
+                os.path.join(args.output_dir, f"imdb_{args.cell}.keras"),
+            )
+        timings["export"] = clock.seconds
+        curves = tc.plot_learning_curves(
+            training["history"],
+            os.path.join(args.output_dir, "learning_curves.png"),
+            title=f"IMDB, {'bidirectional ' if args.bidirectional else ''}{args.cell}",
+        )
+        files = {
+            "saved_model": saved_model,
+            "keras": keras_file,
+            "learning_curves": curves,
+        }
+        if gradient_norms:
+            figure = gradient_norms[0].plot()
+            files["gradient_norms"] = os.path.join(
+                args.output_dir, "gradient_norms.png"
+            )
+            figure.savefig(files["gradient_norms"], dpi=100)
+    timings["total"] = total.seconds
+
+    results = {
+        "test": test,
+        "validation": {
+            "best_epoch": training["best_epoch"],
+            "best_accuracy": training["best_val_accuracy"],
+        },
+        "history": training["history"],
+        "resumed": training["resumed"],
+        "epochs_run_by_this_process": training["epochs_run"],
+        "num_examples": {
+            k: (min(v, args.limit) if args.limit else v)
+            for k, v in data.num_examples.items()
+        },
+        "data": data.location,
+        "settings": settings,
+        "parameters": model.count_params(),
+        "timings_seconds": timings,
+        "device": device,
+        "machine": experiment.machine_description(),
+        "load_average_start": load_start,
+        "load_average_end": list(os.getloadavg()),
+        "files": files,
+    }
+    if gradient_norms:
+        results["gradient_norms"] = {
+            key: (value.tolist() if hasattr(value, "tolist") else value)
+            for key, value in gradient_norms[0].history.items()
+        }
+    experiment.write_json(os.path.join(args.output_dir, "results.json"), results)
+    print(
+        f"Wrote {args.output_dir}/results.json, {saved_model}, {keras_file}; "
+        f"total {timings['total']:.0f} s"
+    )
+    return results
+
+
+"""
+## Conclusion
+
+Masking is what lets one model read reviews of every length: the LSTM's state
+passes unchanged over padding and the pooling never sees it. The exported
+SavedModel carries the vocabulary and the standardisation with it, runs on
+plain TensorFlow ops (no CuDNN kernel), and so serves on a CPU whatever
+trained it: `tutorials/imdb_predict.py` loads it without importing kerasrnn.
+"""
+
+if __name__ == "__main__":
+    main()
