@@ -546,6 +546,7 @@ def machine_info(args):
         "features": args.features,
         "timed_steps": args.steps,
         "warmup_steps": args.warmup,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
     }
     versions = {}
     for module in ("keras", "tensorflow", "jax", "torch"):
@@ -579,7 +580,8 @@ def markdown(info, rows):
         f"({info['threads']} threads, {info['cpu_count']} cores), "
         f"batch {info['batch']}, {info['features']} input features, "
         f"median of {info['timed_steps']} steps after {info['warmup_steps']} "
-        f"warm-up steps; {info['date']}. Versions: "
+        f"warm-up steps; OMP_WAIT_POLICY {info.get('omp_wait_policy', 'default')}; "
+        f"{info['date']}. Versions: "
         + ", ".join(f"{k} {v}" for k, v in info["versions"].items())
         + ".",
         "",

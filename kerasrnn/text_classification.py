@@ -512,6 +512,19 @@ def train_classifier(
     best validation accuracy of the logged epochs carries over; otherwise the
     log and checkpoint of an earlier run are removed first.
 
+    Args:
+        model: A compiled classifier.
+        train_ds, validation_ds: `(ids, label)` pipelines from
+            `encode_dataset`.
+        output_dir: Folder of the run.
+        epochs: Most epochs to train. Default: 3.
+        patience: Epochs without a better validation accuracy before
+            `EarlyStopping` ends training. Default: 2.
+        extra_callbacks: More callbacks, called before the log is written
+            (so it records what they add to the epoch's logs).
+            Default: `()`.
+        verbose: As for `fit`. Default: `"auto"`.
+
     Returns:
         A dict with `history` (one dict per epoch, resumed epochs included),
         `best_epoch` (1-based), `best_val_accuracy`, `epochs_run` (by this
@@ -672,6 +685,7 @@ def plot_learning_curves(history, path, title=None):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [row["epoch"] + 1 for row in history]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -680,6 +694,7 @@ def plot_learning_curves(history, path, title=None):
         ax.plot(
             epochs, [row[f"val_{metric}"] for row in history], "s-", label="validation"
         )
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)

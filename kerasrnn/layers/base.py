@@ -39,6 +39,16 @@ class RecurrentLayer(keras.layers.RNN):
     Subclasses set `cell_class` and `cell_name`. The layer's weights are the
     cell's (`kernel`, `recurrent_kernel`, `bias`, in that order), so
     `get_weights()` matches the Keras built-in of the same kind.
+
+    `fast_path` (`"auto"`, `True` or `False`; default `"auto"`) chooses how
+    the sequence is run on the TensorFlow backend: the readable cell step by
+    step, or `kerasrnn.fast`, the same function as whole-sequence XLA
+    kernels with a hand-written backward pass. `"auto"` takes the fast path
+    in compiled code (`fit`, `predict`, `tf.function`) when the cell,
+    activations and dtype are covered and the number of timesteps is
+    static; `True` forces it (a `ValueError` if it cannot apply); `False`
+    always reads. After a call, `last_path` is `"fast"` or `"readable"` and
+    `last_path_reason` says why (also logged at DEBUG on `"kerasrnn.fast"`).
     """
 
     cell_class = None
