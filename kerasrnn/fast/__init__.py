@@ -17,9 +17,12 @@ the `"kerasrnn.fast"` logger.
 Not covered (the layer falls back to the readable loop): backends other than
 TensorFlow, cells other than the three standard ones (LSTM variants,
 peepholes), activations other than tanh/sigmoid for the gated cells,
-`unroll=True`, the gradient probes of `kerasrnn.gradients`, and, with
-`"auto"`, a number of timesteps unknown when the model is traced (XLA would
-compile once per length).
+`unroll=True`, the gradient probes of `kerasrnn.gradients`; and, with
+`"auto"` only, eager calls (compiling costs more than one call saves), a
+number of timesteps unknown when the model is traced (XLA would compile once
+per length), and, on a CPU, wide layers (`units` above 256, or above 128 for
+training a `SimpleRNN`), where a step is one large matmul that TensorFlow's
+own kernels run faster than XLA's.
 """
 
 from kerasrnn.fast.dispatch import (

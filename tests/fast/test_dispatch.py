@@ -143,6 +143,30 @@ def test_forcing_fast_path_on_uncovered_configuration_fails_early(case):
 
 
 @tensorflow_only
+def test_auto_reads_wide_layers_on_cpu():
+    """On a CPU a wide step is one large matmul, which TensorFlow's own
+    kernels run faster than XLA's: "auto" reads there."""
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("GPU"):
+        pytest.skip("the width rule is for CPUs")
+    x = tf.constant(x_data())
+    wide = kerasrnn.LSTM(512)
+    tf.function(lambda v: wide(v, training=True))(x)
+    assert wide.last_path == "readable"
+    assert "units=512" in wide.last_path_reason
+    # A SimpleRNN of 256 units reads to train but takes the fast path to infer.
+    simple = kerasrnn.SimpleRNN(256)
+    tf.function(lambda v: simple(v, training=True))(x)
+    assert simple.last_path == "readable"
+    tf.function(lambda v: simple(v, training=False))(x)
+    assert simple.last_path == "fast"
+    forced = kerasrnn.GRU(512, fast_path=True)
+    tf.function(lambda v: forced(v))(x)
+    assert forced.last_path == "fast"
+
+
+@tensorflow_only
 def test_fast_path_false_always_reads():
     layer = kerasrnn.LSTM(UNITS, fast_path=False)
     compiled_call(layer, x_data())
