@@ -11,6 +11,7 @@ time. `results_table` prints the comparison; `plot_loss_curves`,
 `plot_gradient_profiles` and `plot_tanh` draw the figures.
 """
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -195,8 +196,13 @@ def make_data(task, settings):
     return {"train": train, "validation": validation, "test": test, "probe": probe}
 
 
-def run_cell(cell, task, data, settings, verbose=2):
+def run_cell(cell, task, data, settings, verbose=2, strategy=None):
     """Trains `cell` on `task` with `GradientNormHistory` attached.
+
+    With a `tf.distribute` strategy (`kerasrnn.experiment.make_strategy`)
+    the model is built and compiled under `strategy.scope()`; the gradient
+    norms are computed between epochs on the whole probe batch with the
+    (replicated, identical) weights.
 
     Returns a dict: `test_loss`, `baseline`, `recall_accuracy` (classification
     tasks), `solved`, `grad_norm_first` and `grad_norm_last` (||dL/dh_t|| at
@@ -205,9 +211,10 @@ def run_cell(cell, task, data, settings, verbose=2):
     the callback (`gradient_norms`) for plotting.
     """
     keras.utils.set_random_seed(settings.seed)
-    model = build_model(
-        cell, task, settings.units, settings.learning_rate, settings.clipnorm
-    )
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = build_model(
+            cell, task, settings.units, settings.learning_rate, settings.clipnorm
+        )
     norms = GradientNormHistory(*data["probe"], layer="recurrent")
     callbacks = experiment.training_callbacks(
         settings.output_dir, name=f"{task.name}_{cell}", extra=[norms]

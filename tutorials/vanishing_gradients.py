@@ -131,10 +131,6 @@ def parse_args(argv=None):
         help=f"Adam step size. Default: {LEARNING_RATE}",
     )
     args = parser.parse_args(argv)
-    if args.strategy != "none":
-        parser.error(
-            "--strategy: this tutorial runs on one device; use --strategy none"
-        )
     settings = ld.Settings(
         task=args.task,
         seq_len=args.seq_len,
@@ -176,11 +172,13 @@ training logs. Each cell starts from the same seed and sees the same data.
 """
 
 
-def train_cells(task, data, settings, verbose):
+def train_cells(task, data, settings, verbose, strategy=None):
     results = []
     for cell in settings.cells:
         print(f"\n== {ld.CELL_LABELS[cell]}")
-        results.append(ld.run_cell(cell, task, data, settings, verbose=verbose))
+        results.append(
+            ld.run_cell(cell, task, data, settings, verbose=verbose, strategy=strategy)
+        )
     return results
 
 
@@ -223,6 +221,7 @@ def report(task, settings, results, device, flags, seconds):
 def main(argv=None):
     args, settings = parse_args(argv)
     device = experiment.configure_device(args.device)
+    strategy = experiment.make_strategy(args)  # --strategy; before any model
     task = ld.make_task(settings.task, settings.seq_len)
     data = ld.make_data(task, settings)
     print(
@@ -231,7 +230,9 @@ def main(argv=None):
         f"{settings.steps} steps of batch {settings.batch_size} per cell; {device}"
     )
     with experiment.Stopwatch() as clock:
-        results = train_cells(task, data, settings, verbose=0 if args.quick else 2)
+        results = train_cells(
+            task, data, settings, verbose=0 if args.quick else 2, strategy=strategy
+        )
     flags = {"quick": args.quick, "device": args.device}
     report(task, settings, results, device, flags, clock.seconds)
     return results
