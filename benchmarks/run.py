@@ -18,9 +18,11 @@ Implementations:
     keras               keras.layers.<Kind>, the reference of every ratio.
     kerasrnn            kerasrnn.<Kind>() with the default fast_path="auto";
                         the table says which path it took.
+    kerasrnn-fast       kerasrnn.<Kind>(fast_path=True) (TensorFlow; only
+                        where "auto" read).
     kerasrnn-readable   kerasrnn.<Kind>(fast_path=False): the readable cell
-                        in keras.layers.RNN (only where it differs from the
-                        row above).
+                        in keras.layers.RNN (TensorFlow; only where "auto"
+                        took the fast path).
     torch               torch.nn.RNN/LSTM/GRU (if torch is installed), same
                         thread count or device.
 """
@@ -84,7 +86,7 @@ def parse_args(argv=None):
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument(
         "--impls",
-        default="keras,kerasrnn,kerasrnn-readable,torch",
+        default="keras,kerasrnn,kerasrnn-fast,kerasrnn-readable,torch",
         help="comma-separated implementations",
     )
     parser.add_argument(
@@ -300,6 +302,8 @@ def _build(impl, kind, shape, args, x, y):
         layer = getattr(kerasrnn, KERAS_NAMES[kind])(units)
     elif impl == "kerasrnn-readable":
         layer = getattr(kerasrnn, KERAS_NAMES[kind])(units, fast_path=False)
+    elif impl == "kerasrnn-fast":
+        layer = getattr(kerasrnn, KERAS_NAMES[kind])(units, fast_path=True)
     else:
         raise ValueError(f"Unknown implementation {impl!r}")
     model = keras.Sequential(
@@ -313,8 +317,9 @@ def _build(impl, kind, shape, args, x, y):
 def _available_impls(args):
     impls = list(args.impls)
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-    if backend != "tensorflow" and "kerasrnn-readable" in impls:
-        impls.remove("kerasrnn-readable")  # no fast path: "kerasrnn" reads
+    if backend != "tensorflow":
+        # No fast path: "kerasrnn" reads.
+        impls = [i for i in impls if i not in ("kerasrnn-readable", "kerasrnn-fast")]
     if "torch" in impls:
         try:
             import torch  # noqa: F401
@@ -370,8 +375,10 @@ def run_worker(args):
     train, steps = _time(benches, "train", args)
     infer, _ = _time(benches, "infer", args)
     paths = {impl: path() for impl, path in paths.items()}
-    if "kerasrnn-readable" in benches and paths.get("kerasrnn") == "readable":
-        del benches["kerasrnn-readable"]  # the same loop as the "kerasrnn" row
+    # Keep the forced rows only where they differ from the "auto" row.
+    for impl in ("kerasrnn-readable", "kerasrnn-fast"):
+        if impl in benches and paths[impl] == paths.get("kerasrnn"):
+            del benches[impl]
     rows = []
     for impl in benches:
         rows.append(

@@ -12,8 +12,8 @@ A fast kernel is two compiled functions of time-major tensors:
 
 `sequence_op` ties them together with `tf.custom_gradient`, so TensorFlow
 never differentiates the loop itself: its generic while-loop gradient keeps
-a stack of every intermediate tensor and replays each step op by op, which is
-where most of the time of a Keras RNN train step goes. When the layer is
+a stack of every intermediate tensor and replays each step op by op, many
+small operations per step. When the layer is
 called for inference the forward pass saves nothing; should a gradient be
 asked for anyway (saliency, gradient-norm tools), the forward pass is run
 again with saving on, then backward.
