@@ -5,10 +5,12 @@
 layers compute and are what the documentation shows; on the TensorFlow
 backend, when the configuration allows, the layer runs the same function as
 one whole-sequence op instead (`kerasrnn.fast.lstm`, `gru`, `simple_rnn`):
-the input projection of all steps as one matmul, few fused operations per
-step, a backpropagation-through-time pass written by hand under
-`tf.custom_gradient`, and both passes compiled by XLA. Outputs, states and
-gradients match the readable loop to float32 rounding.
+few fused operations per step, a backpropagation-through-time pass written
+by hand under `tf.custom_gradient`, both passes compiled by XLA, and, on a
+CPU, the batch cut into one slice per core, run side by side
+(`kerasrnn.fast.sequence_op.batch_groups`; `KERASRNN_FAST_GROUPS=n`
+overrides the number). Outputs, states and gradients match the readable loop
+to float32 rounding.
 
 After each call, `layer.last_path` is `"fast"` or `"readable"` and
 `layer.last_path_reason` says why; the same line is logged at DEBUG level on
@@ -20,9 +22,7 @@ peepholes), activations other than tanh/sigmoid for the gated cells,
 `unroll=True`, the gradient probes of `kerasrnn.gradients`; and, with
 `"auto"` only, eager calls (compiling costs more than one call saves), a
 number of timesteps unknown when the model is traced (XLA would compile once
-per length), and, on a CPU, wide layers (`units` above 256, or above 128 for
-training a `SimpleRNN`), where a step is one large matmul that TensorFlow's
-own kernels run faster than XLA's.
+per length).
 """
 
 from kerasrnn.fast.dispatch import (

@@ -85,18 +85,7 @@ def static_support(layer):
     return None
 
 
-# Largest `units` for which "auto" takes the fast path on a CPU, per kind and
-# for training / inference. Beyond them a step is one large matmul that
-# TensorFlow's own (oneDNN) kernels run faster than XLA's, and the fast path
-# loses (measured on 2 cores, B=64, F=32, T=100: `benchmarks/run.py`).
-_CPU_MAX_UNITS = {
-    "lstm": {True: 256, False: 256},
-    "gru": {True: 256, False: 256},
-    "simple_rnn": {True: 128, False: 256},
-}
-
-
-def choose_path(layer, sequences, training=False):
+def choose_path(layer, sequences):
     """Returns `(use_fast, reason)` for this call of `layer`."""
     setting = layer.fast_path
     if setting is False:
@@ -122,14 +111,6 @@ def choose_path(layer, sequences, training=False):
                 "the number of timesteps is not static: XLA would compile once "
                 "per sequence length (pass fast_path=True to accept that)"
             )
-        kind, _ = _kernel_for(layer.cell)
-        limit = _CPU_MAX_UNITS[kind][bool(training)]
-        if layer.cell.units > limit and not tf.config.list_logical_devices("GPU"):
-            return False, (
-                f"units={layer.cell.units} > {limit} on a CPU: the step is one "
-                "large matmul, which TensorFlow's own kernels run faster "
-                "(pass fast_path=True to force)"
-            )
     return True, "fast_path=True" if setting is True else "supported configuration"
 
 
@@ -143,6 +124,7 @@ def run_fast_path(layer, sequences, initial_state, mask, training):
     import tensorflow as tf
 
     from kerasrnn.fast import gru, lstm, simple_rnn
+    from kerasrnn.fast.sequence_op import batch_groups
 
     cell = layer.cell
     kind, _ = _kernel_for(cell)
@@ -179,6 +161,7 @@ def run_fast_path(layer, sequences, initial_state, mask, training):
         "training": training,
         # Without return_sequences only the last state leaves the kernel.
         "sequences": layer.return_sequences,
+        "groups": batch_groups(x.shape[1]),
     }
     weights = (kernel, recurrent_kernel, bias)
     if kind == "lstm":

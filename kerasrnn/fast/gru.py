@@ -193,6 +193,7 @@ def gru_sequence(
     recurrent_mask=None,
     training=True,
     sequences=True,
+    groups=1,
 ):
     """Runs the GRU over the time-major sequence `x`.
 
@@ -209,6 +210,8 @@ def gru_sequence(
         training: Whether to save activations for the backward pass.
         sequences: Whether to return the state after every step or only
             after the last one (which saves memory).
+        groups: Number of batch slices run side by side
+            (`kerasrnn.fast.sequence_op.batch_groups`).
 
     Returns:
         A 1-tuple: the hidden state after every step, `(timesteps, batch,
@@ -233,4 +236,12 @@ def gru_sequence(
         recurrent_bias * scale,
     )
     forward, backward = _make_kernel(reset_after, sequences)
-    return sequence_op(forward, backward, inputs, (mask, recurrent_mask), training)
+    return sequence_op(
+        forward,
+        backward,
+        inputs,
+        (mask, recurrent_mask),
+        training,
+        batched=2,
+        groups=groups,
+    )

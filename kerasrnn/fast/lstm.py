@@ -189,6 +189,7 @@ def lstm_sequence(
     recurrent_mask=None,
     training=True,
     sequences=True,
+    groups=1,
 ):
     """Runs the LSTM over the time-major sequence `x`.
 
@@ -203,6 +204,8 @@ def lstm_sequence(
         training: Whether to save activations for the backward pass.
         sequences: Whether to return the state after every step or only
             after the last one (which saves memory).
+        groups: Number of batch slices run side by side
+            (`kerasrnn.fast.sequence_op.batch_groups`).
 
     Returns:
         `(hs, c_last)`: the hidden state after every step, `(timesteps,
@@ -215,4 +218,12 @@ def lstm_sequence(
         bias = tf.zeros([4 * units], x.dtype)
     inputs = (x, h0, c0, kernel * scale, recurrent_kernel * scale, bias * scale)
     forward, backward = _make_kernel(sequences)
-    return sequence_op(forward, backward, inputs, (mask, recurrent_mask), training)
+    return sequence_op(
+        forward,
+        backward,
+        inputs,
+        (mask, recurrent_mask),
+        training,
+        batched=3,
+        groups=groups,
+    )

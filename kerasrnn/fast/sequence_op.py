@@ -36,7 +36,7 @@ def compiled(fn):
     return tf.function(fn, jit_compile=USE_XLA)
 
 
-def sequence_op(forward, backward, inputs, constants, training):
+def sequence_op(forward, backward, inputs, constants, training, batched, groups=1):
     """Runs `forward` over the sequence with the hand-written `backward`.
 
     Args:
@@ -44,15 +44,23 @@ def sequence_op(forward, backward, inputs, constants, training):
             function (see the module docstring).
         backward: `backward(grads, inputs, constants, outputs, saved)`
             returning one gradient per entry of `inputs`.
-        inputs: Tuple of the differentiable tensors.
-        constants: Tuple of non-differentiable tensors or `None`s (step mask,
-            recurrent dropout mask).
+        inputs: Tuple of the differentiable tensors: first the `batched`
+            ones with a batch axis (the sequence, the initial states), then
+            the weights.
+        constants: Tuple of non-differentiable tensors with a batch axis, or
+            `None`s (step mask, recurrent dropout mask).
         training: If true, the forward pass saves the activations that
             backward needs; if false it saves nothing and backward recomputes
             them.
+        batched: How many leading `inputs` have a batch axis.
+        groups: Number of batch slices run as independent kernel calls (see
+            `batch_groups`).
 
     Returns:
         The outputs of `forward`, without the saved activations.
+
+    Every tensor with a batch axis is time-major `(timesteps, batch, ...)`
+    or `(batch, ...)`: its batch axis is `ndim - 2`.
     """
 
     @tf.custom_gradient
@@ -61,20 +69,123 @@ def sequence_op(forward, backward, inputs, constants, training):
         # TensorFlow builds no gradient bookkeeping around them.
         frozen = [tf.stop_gradient(a) for a in args]
         fixed = [None if c is None else tf.stop_gradient(c) for c in constants]
-        if training:
-            outputs, saved = forward(*frozen, *fixed, saved=True)
-        else:
-            outputs, saved = forward(*frozen, *fixed, saved=False), None
+        sizes = _group_sizes(frozen[0], groups)
+        parts = [
+            (
+                _batch_slice(frozen[:batched], sizes, g) + frozen[batched:],
+                _batch_slice(fixed, sizes, g),
+            )
+            for g in range(1 if sizes is None else len(sizes))
+        ]
+        results = []
+        for part_inputs, part_constants in parts:
+            if training:
+                results.append(forward(*part_inputs, *part_constants, saved=True))
+            else:
+                outs = forward(*part_inputs, *part_constants, saved=False)
+                results.append((outs, None))
+        outputs = _batch_concat([tuple(outs) for outs, _ in results])
 
         def grad(*grads):
-            outs, activations = outputs, saved
-            if activations is None:
-                outs, activations = forward(*frozen, *fixed, saved=True)
-            return backward(grads, args, fixed, outs, activations)
+            part_grads = []
+            for g, ((part_inputs, part_constants), (outs, saved)) in enumerate(
+                zip(parts, results)
+            ):
+                if saved is None:
+                    outs, saved = forward(*part_inputs, *part_constants, saved=True)
+                part_grads.append(
+                    backward(
+                        _batch_slice(grads, sizes, g),
+                        part_inputs,
+                        part_constants,
+                        outs,
+                        saved,
+                    )
+                )
+            # Each slice's gradient of its batch rows; the weights' summed.
+            by_input = list(zip(*part_grads))
+            return _batch_concat(list(zip(*by_input[:batched]))) + [
+                tf.add_n(list(g)) if len(g) > 1 else g[0] for g in by_input[batched:]
+            ]
 
         return tuple(outputs), grad
 
     return op(*inputs)
+
+
+# The fewest batch rows worth a kernel call of their own.
+_MIN_GROUP_ROWS = 8
+
+
+def batch_groups(batch_size):
+    """How many batch slices to run side by side: on a CPU, one per thread.
+
+    A step's recurrent matmul is too small for TensorFlow to spread over
+    several cores, and the steps of one sequence must run in order; but the
+    rows of a batch are independent sequences. Cut into slices, each slice's
+    compiled loop is a separate op, and TensorFlow's executor runs them on
+    different cores at once (about 1.7x faster on 2 cores, B=64, 128 units:
+    `benchmarks/run.py`). On a GPU one call is best. `batch_size` may be
+    `None` (unknown until run time).
+    """
+    override = os.environ.get("KERASRNN_FAST_GROUPS")
+    if override:
+        return max(1, int(override))
+    if tf.config.list_logical_devices("GPU"):
+        return 1
+    threads = tf.config.threading.get_intra_op_parallelism_threads()
+    groups = threads or os.cpu_count() or 1
+    if batch_size is not None:
+        groups = min(groups, batch_size // _MIN_GROUP_ROWS)
+    return max(1, groups)
+
+
+def _group_sizes(x, groups):
+    """Rows per slice of `x`'s batch axis (axis 1): as equal as they go."""
+    if groups == 1:
+        return None
+    batch = x.shape[1] if x.shape[1] is not None else tf.shape(x)[1]
+    base = batch // groups
+    return [base] * (groups - 1) + [batch - base * (groups - 1)]
+
+
+def _batch_axis(tensor):
+    return tensor.shape.rank - 2
+
+
+def _batch_slice(tensors, sizes, index):
+    """Slice `index` of each tensor's batch axis (`None`s stay `None`)."""
+    tensors = list(tensors)
+    if sizes is None:
+        return tensors
+    start = sum(sizes[:index]) if index else 0
+    out = []
+    for t in tensors:
+        if t is None:
+            out.append(None)
+            continue
+        axis = _batch_axis(t)
+        begin = [0] * t.shape.rank
+        begin[axis] = start
+        size = [-1] * t.shape.rank
+        size[axis] = sizes[index]
+        piece = tf.slice(t, begin, size)
+        # tf.slice with a run-time size forgets the other axes' lengths.
+        shape = t.shape.as_list()
+        shape[axis] = sizes[index] if isinstance(sizes[index], int) else None
+        piece.set_shape(shape)
+        out.append(piece)
+    return out
+
+
+def _batch_concat(parts):
+    """Joins per-slice tuples of tensors along their batch axes."""
+    if len(parts) == 1:
+        return list(parts[0])
+    return [
+        None if pieces[0] is None else tf.concat(pieces, axis=_batch_axis(pieces[0]))
+        for pieces in zip(*parts)
+    ]
 
 
 def split_by_mask(step_mask, grad):

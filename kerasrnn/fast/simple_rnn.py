@@ -154,6 +154,7 @@ def simple_rnn_sequence(
     recurrent_mask=None,
     training=True,
     sequences=True,
+    groups=1,
 ):
     """Runs the vanilla RNN over the time-major sequence `x`.
 
@@ -169,6 +170,8 @@ def simple_rnn_sequence(
         training: Whether to save the states for the backward pass.
         sequences: Whether to return the state after every step or only
             after the last one (which saves memory).
+        groups: Number of batch slices run side by side
+            (`kerasrnn.fast.sequence_op.batch_groups`).
 
     Returns:
         A 1-tuple: the hidden state after every step, `(timesteps, batch,
@@ -184,4 +187,6 @@ def simple_rnn_sequence(
         (x, h0, kernel, recurrent_kernel, bias),
         (mask, recurrent_mask),
         training,
+        batched=2,
+        groups=groups,
     )

@@ -45,9 +45,8 @@ class RecurrentLayer(keras.layers.RNN):
     step, or `kerasrnn.fast`, the same function as whole-sequence XLA
     kernels with a hand-written backward pass. `"auto"` takes the fast path
     in compiled code (`fit`, `predict`, `tf.function`) when the cell,
-    activations and dtype are covered, the number of timesteps is static
-    and, on a CPU, `units` is at most 256 (128 to train a `SimpleRNN`);
-    `True` forces it (a `ValueError` if it cannot apply); `False`
+    activations and dtype are covered and the number of timesteps is
+    static; `True` forces it (a `ValueError` if it cannot apply); `False`
     always reads. After a call, `last_path` is `"fast"` or `"readable"` and
     `last_path_reason` says why (also logged at DEBUG on `"kerasrnn.fast"`).
     """
@@ -214,7 +213,7 @@ class RecurrentLayer(keras.layers.RNN):
             self.cell._masks_wanted = True
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
-        use_fast, reason = choose_path(self, sequences, training)
+        use_fast, reason = choose_path(self, sequences)
         self.last_path = "fast" if use_fast else "readable"
         self.last_path_reason = reason
         logging.getLogger("kerasrnn.fast").debug(

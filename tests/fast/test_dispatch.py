@@ -143,27 +143,25 @@ def test_forcing_fast_path_on_uncovered_configuration_fails_early(case):
 
 
 @tensorflow_only
-def test_auto_reads_wide_layers_on_cpu():
-    """On a CPU a wide step is one large matmul, which TensorFlow's own
-    kernels run faster than XLA's: "auto" reads there."""
+def test_batch_is_cut_into_one_slice_per_cpu_core(monkeypatch):
+    """On a CPU the fast kernels run one batch slice per core, never slices
+    under 8 rows; KERASRNN_FAST_GROUPS overrides the count."""
+    import os
+
     import tensorflow as tf
 
+    from kerasrnn.fast.sequence_op import batch_groups
+
     if tf.config.list_logical_devices("GPU"):
-        pytest.skip("the width rule is for CPUs")
-    x = tf.constant(x_data())
-    wide = kerasrnn.LSTM(512)
-    tf.function(lambda v: wide(v, training=True))(x)
-    assert wide.last_path == "readable"
-    assert "units=512" in wide.last_path_reason
-    # A SimpleRNN of 256 units reads to train but takes the fast path to infer.
-    simple = kerasrnn.SimpleRNN(256)
-    tf.function(lambda v: simple(v, training=True))(x)
-    assert simple.last_path == "readable"
-    tf.function(lambda v: simple(v, training=False))(x)
-    assert simple.last_path == "fast"
-    forced = kerasrnn.GRU(512, fast_path=True)
-    tf.function(lambda v: forced(v))(x)
-    assert forced.last_path == "fast"
+        pytest.skip("slicing is for CPUs")
+    monkeypatch.delenv("KERASRNN_FAST_GROUPS", raising=False)
+    cores = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
+    assert batch_groups(None) == cores
+    assert batch_groups(64) == min(cores, 8)
+    assert batch_groups(15) == 1
+    assert batch_groups(4) == 1
+    monkeypatch.setenv("KERASRNN_FAST_GROUPS", "3")
+    assert batch_groups(4) == 3
 
 
 @tensorflow_only

@@ -131,9 +131,17 @@ CASES = {
 }
 
 
+@pytest.fixture(params=[1, 2, 3], ids=["one_slice", "two_slices", "three_slices"])
+def batch_slices(request, monkeypatch):
+    """Runs the fast kernels on 1, 2 or 3 slices of the batch of 3 (see
+    `kerasrnn.fast.sequence_op.batch_groups`); 2 slices are uneven (1 + 2)."""
+    monkeypatch.setenv("KERASRNN_FAST_GROUPS", str(request.param))
+    return request.param
+
+
 @pytest.mark.parametrize("case", list(CASES))
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_fast_path_equals_readable_cell(kind, case):
+def test_fast_path_equals_readable_cell(kind, case, batch_slices):
     layer_kwargs, call = CASES[case]
     fast, readable = twin_layers(kind, **layer_kwargs)
     call = dict(call)
@@ -146,6 +154,38 @@ def test_fast_path_equals_readable_cell(kind, case):
             "go_backwards"
         ):
             np.testing.assert_array_equal(out[0][0, :2], 0.0)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "simple_rnn"])
+@pytest.mark.parametrize("batch", [1, 5])
+def test_fast_path_slices_a_batch_known_only_at_run_time(kind, batch, monkeypatch):
+    """Two slices of a batch whose size the trace does not know: 1 row (one
+    slice is empty) and 5 rows (2 + 3); same results as the readable loop."""
+    import tensorflow as tf
+
+    monkeypatch.setenv("KERASRNN_FAST_GROUPS", "2")
+    fast, readable = twin_layers(kind, batch=batch, return_sequences=True)
+    x = tf.constant(inputs(batch=batch))
+    h0 = [tf.constant(s) for s in initial_state(readable, batch=batch)]
+    signature = [
+        tf.TensorSpec((None, STEPS, FEATURES), tf.float32),
+        [tf.TensorSpec((None, UNITS), tf.float32) for _ in h0],
+    ]
+    results = []
+    for layer in (fast, readable):
+
+        @tf.function(input_signature=signature)
+        def run(x, h0, layer=layer):
+            with tf.GradientTape() as tape:
+                tape.watch([x, h0])
+                y = layer(x, initial_state=h0)
+                loss = tf.reduce_sum(y * tf.range(1.0, STEPS + 1.0)[:, None])
+            return y, tape.gradient(loss, [x, h0] + layer.trainable_weights)
+
+        results.append(run(x, h0))
+        assert layer.last_path == ("fast" if layer is fast else "readable")
+    for a, b in zip(tf.nest.flatten(results[0]), tf.nest.flatten(results[1])):
+        assert_all_close(to_numpy(a), to_numpy(b), atol=1e-5, rtol=1e-5, what=kind)
 
 
 @pytest.mark.parametrize(
@@ -235,7 +275,7 @@ def test_fast_path_inside_tf_function_and_fit():
     def model(fast_path):
         inp = keras.Input((STEPS, FEATURES))
         h = kerasrnn.LSTM(UNITS, return_sequences=True, fast_path=fast_path)(inp)
-        h = kerasrnn.GRU(UNITS, fast_path=fast_path)(h)
+        h = kerasrnn.LSTM(UNITS, fast_path=fast_path)(h)
         m = keras.Model(inp, keras.layers.Dense(1)(h))
         m.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
         return m
