@@ -373,11 +373,18 @@ def run_worker(args):
     for impl in impls:
         benches[impl], paths[impl] = _build(impl, kind, shape, args, x, y)
     train, steps = _time(benches, "train", args)
+    train_paths = {impl: path() for impl, path in paths.items()}
     infer, _ = _time(benches, "infer", args)
-    paths = {impl: path() for impl, path in paths.items()}
-    # Keep the forced rows only where they differ from the "auto" row.
-    for impl in ("kerasrnn-readable", "kerasrnn-fast"):
-        if impl in benches and paths[impl] == paths.get("kerasrnn"):
+    # "train/inference" where the two phases took different loops.
+    paths = {
+        impl: train_paths[impl]
+        if train_paths[impl] == path()
+        else f"{train_paths[impl]}/{path()}"
+        for impl, path in paths.items()
+    }
+    # Keep the forced rows only where "auto" did not already take them.
+    for impl, taken in (("kerasrnn-readable", "readable"), ("kerasrnn-fast", "fast")):
+        if impl in benches and paths.get("kerasrnn") == taken:
             del benches[impl]
     rows = []
     for impl in benches:
