@@ -18,7 +18,11 @@ The pieces, in the order a run uses them:
    review is positive.
 4. `train_classifier` fits with `ModelCheckpoint` (best validation accuracy),
    `EarlyStopping`, `BackupAndRestore` (an interrupted run resumes when the
-   same command is run again) and a CSV log of every epoch.
+   same command is run again) and a CSV log of every epoch;
+   `train_ensemble` trains several such members, one seed each, in their own
+   folders, skipping those an interrupted run already finished, and
+   `average_ensemble` joins them into one model that averages their
+   probabilities.
 5. `evaluate_classifier` scores a pipeline once (accuracy, loss, confusion
    matrix); `export_saved_model` writes a SavedModel whose serving signature
    takes a batch of raw review strings, the text vectorisation inside the
@@ -257,6 +261,7 @@ def build_classifier(
     dropout=0.25,
     dense_units=0,
     seed=0,
+    name=None,
 ):
     """The sentiment classifier from token ids to `P(positive)`.
 
@@ -288,9 +293,11 @@ def build_classifier(
         dense_units: Units of a hidden ReLU layer in the head; 0 for none.
             Default: 0.
         seed: Seed of the weights and dropout. Default: 0.
+        name: Name of the model (members of an ensemble need distinct
+            names). Default: `None` (`"imdb_<cell>"`).
 
     Returns:
-        An uncompiled `keras.Model` named `"imdb_<cell>"`.
+        An uncompiled `keras.Model` named `name`.
 
     Example:
 
@@ -298,6 +305,7 @@ def build_classifier(
     >>> model(np.array([[4, 5, 6, 0]])).shape
     TensorShape([1, 1])
     """
+    model_name = name or f"imdb_{cell}"
     if cell not in CELLS:
         raise ValueError(f"cell must be one of {tuple(CELLS)}. Received: cell={cell!r}")
     if pooling not in POOLINGS:
@@ -381,7 +389,7 @@ def build_classifier(
         kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)),
         name="positive_probability",
     )(x)
-    return keras.Model(token_ids, probability, name=f"imdb_{cell}")
+    return keras.Model(token_ids, probability, name=model_name)
 
 
 def compile_classifier(model, learning_rate=1e-3, decay_steps=None, clipnorm=None):
@@ -580,6 +588,192 @@ def train_classifier(
         "epochs_run": len(history.epoch),
         "resumed": resumed,
     }
+
+
+MEMBER_RECORD = "member.json"
+
+
+def member_dir(output_dir, index, num_members):
+    """Folder of member `index`: `output_dir` itself for a single model,
+    else `output_dir/members/<index>`."""
+    if num_members == 1:
+        return os.fspath(output_dir)
+    return os.path.join(output_dir, "members", str(index))
+
+
+def _check_members(num_members, seed):
+    if (
+        isinstance(num_members, bool)
+        or not isinstance(num_members, (int, np.integer))
+        or num_members <= 0
+    ):
+        raise ValueError(
+            "num_members must be a positive integer. "
+            f"Received: num_members={num_members!r}"
+        )
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"seed must be an integer. Received: seed={seed!r}")
+
+
+def ensemble_in_progress(output_dir, num_members):
+    """Whether `output_dir` holds an interrupted run of `num_members` members.
+
+    A single model is interrupted while its `backup/imdb` folder is not
+    empty (`train_classifier`). An ensemble is also interrupted when some
+    member has finished (its `member.json` exists) but the run has no
+    `results.json` yet: a run deletes that file when it starts afresh and
+    writes it last.
+    """
+    _check_members(num_members, 0)
+    dirs = [member_dir(output_dir, i, num_members) for i in range(num_members)]
+    for folder in dirs:
+        backup = os.path.join(folder, "backup", "imdb")
+        if os.path.isdir(backup) and os.listdir(backup):
+            return True
+    if num_members == 1 or os.path.exists(os.path.join(output_dir, "results.json")):
+        return False
+    return any(os.path.exists(os.path.join(d, MEMBER_RECORD)) for d in dirs)
+
+
+def _finished_member(folder, seed):
+    """The record of a member that finished training in `folder`, else `None`.
+
+    A member counts as finished only when its record, written after its
+    best weights, can be read and names the same seed.
+    """
+    import json
+
+    record_path = os.path.join(folder, MEMBER_RECORD)
+    weights = os.path.join(folder, "checkpoints", "best.weights.h5")
+    if not (os.path.exists(record_path) and os.path.exists(weights)):
+        return None
+    try:
+        with open(record_path) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("seed") != seed:
+        return None
+    return record
+
+
+def train_ensemble(
+    build_member,
+    make_train_dataset,
+    validation_ds,
+    output_dir,
+    num_members=1,
+    seed=0,
+    epochs=3,
+    patience=2,
+    extra_callbacks=(),
+    verbose="auto",
+):
+    """Trains `num_members` classifiers with seeds `seed, seed + 1, ...`.
+
+    Member `i` is trained by `train_classifier` in `member_dir(output_dir,
+    i, num_members)`; once it has finished, its record `member.json` is
+    written there, and a later call (an interrupted run run again) loads its
+    best weights instead of training it again. Before member `i > 0` is
+    built, every random generator is reseeded with `seed + i`, so that it is
+    the same model whether or not the run was interrupted; member 0 uses the
+    state the caller seeded, as a single model does. With `num_members=1`
+    this is `train_classifier` and writes no record.
+
+    Args:
+        build_member: Callable `(seed, name) -> compiled model`; called
+            after `make_train_dataset(seed)` for the same member.
+        make_train_dataset: Callable `seed -> (ids, label)` training
+            pipeline, shuffled from that seed.
+        validation_ds: `(ids, label)` validation pipeline.
+        output_dir: Folder of the run.
+        num_members: Positive integer, members trained. Default: 1.
+        seed: Integer seed of member 0. Default: 0.
+        epochs, patience, extra_callbacks, verbose: As for
+            `train_classifier`; `extra_callbacks` serve every member.
+
+    Returns:
+        A list with, per member, a dict with `model` (its best weights
+        loaded), `seed`, `name` and `train_classifier`'s `history`,
+        `best_epoch`, `best_val_accuracy`, `epochs_run` (0 when it had
+        finished before) and `resumed`.
+    """
+    _check_members(num_members, seed)
+    members = []
+    for i in range(num_members):
+        member_seed = seed + i
+        folder = member_dir(output_dir, i, num_members)
+        name = None if num_members == 1 else f"member_{i}"
+        record = None if num_members == 1 else _finished_member(folder, member_seed)
+        if i > 0:
+            keras.utils.set_random_seed(member_seed)
+        if record is not None:
+            model = build_member(member_seed, name)
+            model.load_weights(os.path.join(folder, "checkpoints", "best.weights.h5"))
+            training = {**record, "epochs_run": 0, "resumed": True}
+        else:
+            train_ds = make_train_dataset(member_seed)
+            model = build_member(member_seed, name)
+            training = train_classifier(
+                model,
+                train_ds,
+                validation_ds,
+                folder,
+                epochs=epochs,
+                patience=patience,
+                extra_callbacks=extra_callbacks,
+                verbose=verbose,
+            )
+            training = {"seed": member_seed, "name": model.name, **training}
+            if num_members > 1:
+                from kerasrnn.experiment import write_json
+
+                write_json(os.path.join(folder, MEMBER_RECORD), training)
+        members.append({**training, "model": model})
+    return members
+
+
+def _average(outputs):
+    if len(outputs) == 1:
+        return outputs[0]
+    return keras.layers.Average(name="mean_probability")(outputs)
+
+
+def average_ensemble(members, name="imdb_ensemble"):
+    """One model from token ids to the mean of the members' `P(positive)`.
+
+    `p(x) = (1 / N) sum_i p_i(x)` for members `p_1 .. p_N` (classifiers with
+    distinct names). A single member is returned as it is.
+
+    Args:
+        members: Non-empty list of classifiers from `build_classifier`.
+        name: Name of the ensemble. Default: `"imdb_ensemble"`.
+
+    Returns:
+        A `keras.Model` from `token_ids (batch, T)` to `(batch, 1)`.
+    """
+    if not members:
+        raise ValueError(f"members must not be empty. Received: members={members!r}")
+    if len(members) == 1:
+        return members[0]
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    return keras.Model(token_ids, _average([m(token_ids) for m in members]), name=name)
+
+
+def predict_ensemble(members, dataset):
+    """`(ensemble probabilities, [member probabilities], labels)` of a
+    fixed-order `(ids, label)` pipeline, in one pass through one model whose
+    outputs are `average_ensemble`'s mean and each member's probability."""
+    if len(members) == 1:
+        probabilities, labels = predict_dataset(members[0], dataset)
+        return probabilities, [probabilities], labels
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    outputs = [m(token_ids) for m in members]
+    scorer = keras.Model(token_ids, [_average(outputs), *outputs])
+    predictions = scorer.predict(dataset.map(lambda ids, label: ids), verbose=0)
+    labels = np.concatenate([label.numpy() for _, label in dataset])
+    ensemble, *each = (np.asarray(p).reshape(-1) for p in predictions)
+    return ensemble, each, labels.astype(np.int64)
 
 
 def predict_dataset(model, dataset):

@@ -142,6 +142,124 @@ def test_interrupted_run_resumes_and_exports_a_model_that_serves_without_kerasrn
     ]
 
 
+class InterruptSecondFit(keras.callbacks.Callback):
+    """Stops the run like a Ctrl-C when the second member's training begins,
+    and counts the `fit` calls that began."""
+
+    def __init__(self, interrupt=True):
+        super().__init__()
+        self.interrupt = interrupt
+        self.started = 0
+
+    def on_train_begin(self, logs=None):
+        logs = logs or {}
+        if self.interrupt and self.started == 1:
+            raise KeyboardInterrupt("simulated interruption")
+        self.started += 1
+
+
+def serve_without_kerasrnn(saved_model, reviews, cwd):
+    """`imdb_predict.py --json` in a process where `import kerasrnn` fails."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    served = subprocess.run(
+        [sys.executable, "-c", WITHOUT_KERASRNN, PREDICT, "--json",
+         "--model", str(saved_model), *reviews],
+        capture_output=True, text=True, env=env, cwd=cwd, timeout=300,
+    )  # fmt: skip
+    assert served.returncode == 0, served.stderr[-3000:]
+    lines = served.stdout.strip().splitlines()
+    assert lines[0] == "KERASRNN_UNAVAILABLE"
+    return [json.loads(line) for line in lines[1:]]
+
+
+def test_ensemble_resumes_after_its_first_member_and_serves_the_mean(tmp_path):
+    tutorial = load_tutorial()
+    archive = write_sample_aclimdb(tmp_path / "data", COUNTS, seed=3, archive=True)
+    args = quick_args(archive, tmp_path, "--ensemble", "2", "--seed", "5")
+    out = tmp_path / "out"
+    first = out / "members" / "0"
+
+    with pytest.raises(KeyboardInterrupt):
+        tutorial.main(args, extra_callbacks=[InterruptSecondFit()])
+    assert (first / "member.json").exists()
+    assert not (out / "members" / "1" / "member.json").exists()
+    assert not (out / "results.json").exists()
+    weights_before = (first / "checkpoints" / "best.weights.h5").read_bytes()
+
+    with pytest.raises(ValueError, match="--ensemble: 2 -> 3"):
+        tutorial.main([*args, "--ensemble", "3"])
+    counter = InterruptSecondFit(interrupt=False)
+    results = tutorial.main(args, extra_callbacks=[counter])
+    assert counter.started == 1  # member 1 only: member 0 was not retrained
+    assert (first / "checkpoints" / "best.weights.h5").read_bytes() == weights_before
+    assert results["resumed"] and results["epochs_run_by_this_process"] == 1
+    assert [m["seed"] for m in results["members"]] == [5, 6]
+    assert [m["epochs_run"] for m in results["members"]] == [0, 1]
+    assert [m["seed"] for m in results["validation"]["members"]] == [5, 6]
+    assert [m["seed"] for m in results["test_members"]] == [5, 6]
+    assert 0 <= results["validation"]["accuracy"] <= 1
+    assert results["test"]["num_examples"] == 20
+    assert not (out / "training_log.csv").exists()
+    for i in range(2):
+        assert (out / "members" / str(i) / "learning_curves.png").exists()
+
+    # The exported ensemble: the mean of the members' best checkpoints.
+    import tensorflow as tf
+
+    reviews = [
+        "A wonderful, moving film. Loved it!",
+        "Boring and awful<br /><br />a waste of time.",
+        "",
+        "the plot the scene the music " * 40 + "superb",
+    ]
+    model = keras.saving.load_model(str(out / "imdb_lstm.keras"))
+    ensemble = np.asarray(model(tf.constant(reviews))).reshape(-1)
+    vectorizer = model.get_layer("text_vectorization")
+    (crop,) = [
+        layer for layer in model.layers if layer.__class__.__name__ == "HeadTailCrop"
+    ]
+    ids = crop(vectorizer(tf.constant(reviews)))
+    each = []
+    for i, seed in enumerate((5, 6)):
+        member = tutorial.build_model(
+            tutorial.parse_args(args), vectorizer.vocabulary_size(), 1, seed=seed
+        )
+        member.load_weights(
+            str(out / "members" / str(i) / "checkpoints" / "best.weights.h5")
+        )
+        each.append(np.asarray(member(ids, training=False)).reshape(-1))
+    assert np.abs(each[0] - each[1]).max() > 1e-4  # two different members
+    np.testing.assert_allclose(ensemble, np.mean(each, axis=0), atol=1e-6, rtol=0)
+
+    rows = serve_without_kerasrnn(out / "saved_model", reviews, tmp_path)
+    got = np.array([r["positive_probability"] for r in rows])
+    np.testing.assert_allclose(got, ensemble, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--ensemble", "0"], "--ensemble must be positive. Received: 0"),
+        (["--ensemble", "-1"], "--ensemble must be positive. Received: -1"),
+        (
+            ["--ensemble", "2", "--gradient-norms"],
+            "--gradient-norms records one model: it needs --ensemble 1. "
+            "Received: --ensemble 2",
+        ),
+    ],
+    ids=["zero", "negative", "with-gradient-norms"],
+)
+def test_bad_ensemble_size_is_refused_before_anything_is_written(
+    tmp_path, capsys, flags, message
+):
+    folder = write_sample_aclimdb(tmp_path / "data", (2, 2))
+    with pytest.raises(SystemExit) as error:
+        load_tutorial().main(quick_args(folder, tmp_path, *flags))
+    assert error.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow
 def test_gru_stacked_with_gradient_norms_on_a_folder(tmp_path):
     cell = "gru"

