@@ -6,7 +6,7 @@ in fewer operations, as `kerasrnn.fast.lstm` does for the LSTM: both gates
 from one `tanh` of halved pre-activations (`sigmoid(z) = (1 + tanh(z / 2)) /
 2`), and a backward loop that reads saved activations and accumulates the
 weight gradients as it goes. With `s_z, s_r` the two halves of
-`s = tanh(x_t @ W'_zr + b'_zr + h_tm1 @ U'_zr + bu'_zr)`:
+`s = tanh((x_t @ W_zr + b_zr + h_tm1 @ U_zr + bu_zr) / 2)`:
 
     z = (1 + s_z) / 2,  r = (1 + s_r) / 2
     reset_after=True:   hh = tanh(x_t @ W_h + b_h + r * (h_tm1 @ U_h + bu_h))
@@ -56,11 +56,11 @@ def _forward(
         if reset_after:
             u = tf.matmul(h_tm1_dropped, recurrent_kernel) + recurrent_bias
             u_zr, u_h = u[:, : 2 * units], u[:, 2 * units :]
-            s = tf.tanh(x_zr + u_zr)
+            s = tf.tanh(0.5 * (x_zr + u_zr))
             s_z, s_r = tf.split(s, 2, axis=-1)
             hh = tf.tanh(x_h + 0.5 * (1 + s_r) * u_h)
         else:
-            s = tf.tanh(x_zr + tf.matmul(h_tm1_dropped, recurrent_zr))
+            s = tf.tanh(0.5 * (x_zr + tf.matmul(h_tm1_dropped, recurrent_zr)))
             s_z, s_r = tf.split(s, 2, axis=-1)
             u_h = tf.matmul(0.5 * (1 + s_r) * h_tm1_dropped, recurrent_h)
             hh = tf.tanh(x_h + u_h)
@@ -111,8 +111,8 @@ def _backward_loop(
         else:
             d_rh = tf.matmul(dah, recurrent_h, transpose_b=True)
             dr = d_rh * h_tm1_dropped
-        # z = (1 + s_z) / 2 with s = tanh(.): dz/ds' = (1 - s**2) / 2
-        ds = tf.concat([dz, dr], axis=-1) * 0.5 * (1 - s * s)
+        # z = (1 + s_z) / 2 with s = tanh(p / 2): dz/dp = (1 - s**2) / 4
+        ds = tf.concat([dz, dr], axis=-1) * 0.25 * (1 - s * s)
         dxw = tf.concat([ds, dah], axis=-1)
         if reset_after:
             du = tf.concat([ds, dah * r], axis=-1)
@@ -175,13 +175,6 @@ def _make_kernel(reset_after, sequences):
     return forward, backward
 
 
-def gate_scale(units, dtype):
-    """The column scaling `[1/2, 1/2, 1]` that turns the sigmoid gates into
-    halves of one tanh."""
-    half = tf.fill([2 * units], tf.constant(0.5, dtype))
-    return tf.concat([half, tf.ones([units], dtype)], axis=0)
-
-
 def gru_sequence(
     x,
     h0,
@@ -218,7 +211,6 @@ def gru_sequence(
         units)`, or after the last step, `(batch, units)`.
     """
     units = h0.shape[-1]
-    scale = gate_scale(units, x.dtype)
     if bias is None:
         bias, recurrent_bias = tf.zeros([3 * units], x.dtype), None
     elif reset_after:
@@ -227,14 +219,7 @@ def gru_sequence(
         recurrent_bias = None
     if recurrent_bias is None:
         recurrent_bias = tf.zeros([3 * units], x.dtype)
-    inputs = (
-        x,
-        h0,
-        kernel * scale,
-        recurrent_kernel * scale,
-        bias * scale,
-        recurrent_bias * scale,
-    )
+    inputs = (x, h0, kernel, recurrent_kernel, bias, recurrent_bias)
     forward, backward = _make_kernel(reset_after, sequences)
     return sequence_op(
         forward,

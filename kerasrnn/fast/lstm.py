@@ -17,7 +17,9 @@ fewer and larger operations:
   instead of replaying the forward ops, and accumulates `dL/dW`, `dL/dU`
   and `dL/db` as it goes (storing `dL/dz` for all steps and multiplying
   once would be a little faster, but would hold one more `(T, B, 4u)`
-  tensor, more memory than Keras's own loop needs).
+  tensor, more memory than Keras's own loop needs);
+- `[[W'], [U']]` is stacked once per call, outside the kernels, and every
+  step and batch slice reads that one copy.
 
 With `a_i, a_f, g, a_o` the blocks of `a`:
 
@@ -51,16 +53,13 @@ def _forward(
     x,
     h0,
     c0,
-    kernel,
-    recurrent_kernel,
+    stacked_kernel,
     bias,
     mask,
     recurrent_mask,
     sequences=True,
     saved=False,
 ):
-    stacked_kernel = tf.concat([kernel, recurrent_kernel], axis=0)
-
     def step(t, states):
         h_tm1, c_tm1 = states
         if recurrent_mask is not None:
@@ -154,19 +153,15 @@ def _make_kernel(sequences):
         return _forward_compiled(*args, sequences=sequences, saved=saved)
 
     def backward(grads, inputs, constants, outputs, saved):
-        x, h0, c0, kernel, recurrent_kernel, _ = inputs
+        x, h0, c0, stacked_kernel, _ = inputs
         d_output, dc_last = grads
         if dc_last is None:
             dc_last = tf.zeros_like(c0)
         # The output is either every h_t or only the last one.
         dhs, dh_last = (d_output, None) if sequences else (None, d_output)
-        stacked_kernel = tf.concat([kernel, recurrent_kernel], axis=0)
-        dx, dh0, dc0, d_stacked, d_bias = _backward_compiled(
+        return _backward_compiled(
             dhs, dh_last, dc_last, x, h0, c0, stacked_kernel, *constants, *saved
         )
-        features = x.shape[-1]
-        d_kernel, d_recurrent_kernel = d_stacked[:features], d_stacked[features:]
-        return dx, dh0, dc0, d_kernel, d_recurrent_kernel, d_bias
 
     return forward, backward
 
@@ -212,11 +207,12 @@ def lstm_sequence(
         batch, units)` (or after the last step, `(batch, units)`, if not
         `sequences`), and the final cell state.
     """
-    units = h0.shape[-1]
-    scale = gate_scale(units, x.dtype)
     if bias is None:
-        bias = tf.zeros([4 * units], x.dtype)
-    inputs = (x, h0, c0, kernel * scale, recurrent_kernel * scale, bias * scale)
+        bias = tf.zeros([4 * h0.shape[-1]], x.dtype)
+    # One copy of the weights, read by every step and every batch slice.
+    scale = gate_scale(h0.shape[-1], x.dtype)
+    stacked_kernel = tf.concat([kernel, recurrent_kernel], axis=0) * scale
+    inputs = (x, h0, c0, stacked_kernel, bias * scale)
     forward, backward = _make_kernel(sequences)
     return sequence_op(
         forward,

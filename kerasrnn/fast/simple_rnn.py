@@ -49,8 +49,7 @@ def _derivative(activation, h):
 def _forward(
     x,
     h0,
-    kernel,
-    recurrent_kernel,
+    stacked_kernel,
     bias,
     mask,
     recurrent_mask,
@@ -58,7 +57,6 @@ def _forward(
     sequences=True,
     saved=False,
 ):
-    stacked_kernel = tf.concat([kernel, recurrent_kernel], axis=0)
     act = _ACTIVATIONS[activation]
 
     def step(t, h_tm1):
@@ -128,17 +126,13 @@ def _make_kernel(activation, sequences):
         )
 
     def backward(grads, inputs, constants, outputs, saved):
-        x, h0, kernel, recurrent_kernel, _ = inputs
+        x, h0, stacked_kernel, _ = inputs
         (d_output,) = grads
         # The output is either every h_t or only the last one.
         dhs, dh_last = (d_output, None) if sequences else (None, d_output)
-        stacked_kernel = tf.concat([kernel, recurrent_kernel], axis=0)
-        dx, dh0, d_stacked, d_bias = _backward_compiled(
+        return _backward_compiled(
             dhs, dh_last, x, h0, stacked_kernel, *constants, *saved, activation
         )
-        features = x.shape[-1]
-        d_kernel, d_recurrent_kernel = d_stacked[:features], d_stacked[features:]
-        return dx, dh0, d_kernel, d_recurrent_kernel, d_bias
 
     return forward, backward
 
@@ -180,11 +174,13 @@ def simple_rnn_sequence(
     units = h0.shape[-1]
     if bias is None:
         bias = tf.zeros([units], x.dtype)
+    # One copy of the weights, read by every step and every batch slice.
+    stacked_kernel = tf.concat([kernel, recurrent_kernel], axis=0)
     forward, backward = _make_kernel(activation, sequences)
     return sequence_op(
         forward,
         backward,
-        (x, h0, kernel, recurrent_kernel, bias),
+        (x, h0, stacked_kernel, bias),
         (mask, recurrent_mask),
         training,
         batched=2,
