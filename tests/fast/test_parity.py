@@ -189,6 +189,41 @@ def test_fast_path_slices_a_batch_known_only_at_run_time(kind, batch, monkeypatc
 
 
 @pytest.mark.parametrize(
+    "steps", [16, 19, None], ids=["two_chunks", "chunks_and_head", "run_time_length"]
+)
+def test_fast_lstm_backward_in_chunks_of_steps(steps):
+    """The LSTM's backward pass takes its weight and input gradients over
+    chunks of 8 steps (and a head of `steps % 8`); with a length known only
+    at run time it goes step by step. All equal the readable loop."""
+    import tensorflow as tf
+
+    fast, readable = twin_layers("lstm", return_sequences=True, return_state=True)
+    length = steps or 13
+    rng = np.random.default_rng(5)
+    x = tf.constant(rng.standard_normal((BATCH, length, FEATURES)).astype("float32"))
+    mask = tf.constant(rng.random((BATCH, length)) > 0.2)
+    signature = [
+        tf.TensorSpec((BATCH, steps, FEATURES), tf.float32),
+        tf.TensorSpec((BATCH, steps), tf.bool),
+    ]
+    results = []
+    for layer in (fast, readable):
+
+        @tf.function(input_signature=signature)
+        def run(x, mask, layer=layer):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y, h, c = layer(x, mask=mask)
+                loss = tf.reduce_sum(y * y) + tf.reduce_sum(h * c)
+            return y, tape.gradient(loss, [x] + layer.trainable_weights)
+
+        results.append(run(x, mask))
+        assert layer.last_path == ("fast" if layer is fast else "readable")
+    for a, b in zip(tf.nest.flatten(results[0]), tf.nest.flatten(results[1])):
+        assert_all_close(to_numpy(a), to_numpy(b), atol=1e-5, rtol=1e-5, what="lstm")
+
+
+@pytest.mark.parametrize(
     "kind,kwargs",
     [
         ("lstm", {"use_bias": False, "unit_forget_bias": False}),
