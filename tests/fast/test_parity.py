@@ -193,8 +193,9 @@ def test_fast_path_slices_a_batch_known_only_at_run_time(kind, batch, monkeypatc
 )
 def test_fast_lstm_backward_in_chunks_of_steps(steps):
     """The LSTM's backward pass takes its weight and input gradients over
-    chunks of 8 steps (and a head of `steps % 8`); with a length known only
-    at run time it goes step by step. All equal the readable loop."""
+    chunks of `kerasrnn.fast.lstm._CHUNK` (4) steps and a head of the
+    remaining newest steps; with a length known only at run time it goes
+    step by step. All equal the readable loop."""
     import tensorflow as tf
 
     fast, readable = twin_layers("lstm", return_sequences=True, return_state=True)
