@@ -121,6 +121,9 @@ class ClockworkRNNCell(RecurrentCell):
     def state_size(self):
         return [self.units, 1]
 
+    # How an error message names the states (hidden state, step counter).
+    state_names = "[h, t]"
+
     def connection_mask(self):
         """The `(units, units)` 0/1 mask `M`: `M[j, k] = 1` when unit `k`'s
         module may read unit `j`'s module (`T_j >= T_k`)."""

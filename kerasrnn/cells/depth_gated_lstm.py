@@ -117,6 +117,13 @@ class DepthGatedLSTMCell(GatedCell):
     def state_size(self):
         return [self.units] * (2 * self.depth)
 
+    @property
+    def state_names(self):
+        """How an error message names the states: `[h, c]` of every layer,
+        numbered from 1 at the bottom, the top layer first."""
+        order = [self.depth, *range(1, self.depth)]
+        return "[" + ", ".join(f"h{k}, c{k}" for k in order) + "]"
+
     def _bias_initializer(self):
         if not self.unit_forget_bias:
             return self.bias_initializer

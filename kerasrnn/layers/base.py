@@ -156,7 +156,9 @@ class RecurrentLayer(keras.layers.RNN):
             if keras.tree.is_nested(initial_state)
             else [initial_state]
         )
-        names = "[h, c]" if len(self.state_size) == 2 else "[h]"
+        names = getattr(self.cell, "state_names", None) or (
+            "[h, c]" if len(self.state_size) == 2 else "[h]"
+        )
         if len(states) != len(self.state_size):
             raise ValueError(
                 f"{type(self).__name__} needs initial_state with "

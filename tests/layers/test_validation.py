@@ -107,3 +107,20 @@ def test_seed_must_be_int():
 def test_unknown_keyword_is_rejected():
     with pytest.raises(ValueError, match="unit_forgot_bias"):
         kerasrnn.LSTM(4, unit_forgot_bias=True)
+
+
+@pytest.mark.parametrize(
+    "layer,names",
+    [
+        (lambda: kerasrnn.LSTM(4), r"\[h, c\]"),
+        (lambda: kerasrnn.GRU(4), r"\[h\]"),
+        (lambda: kerasrnn.ClockworkRNN(4, periods=(1, 2)), r"\[h, t\]"),
+        (lambda: kerasrnn.DepthGatedLSTM(4, depth=3), r"\[h3, c3, h1, c1, h2, c2\]"),
+    ],
+    ids=["lstm", "gru", "clockwork", "depth_gated"],
+)
+def test_wrong_initial_state_count_names_the_states(layer, names):
+    """The error lists the states the layer expects, in order."""
+    x = np.zeros((2, 3, 5), "float32")
+    with pytest.raises(ValueError, match=names):
+        layer()(x, initial_state=[np.zeros((2, 4), "float32")] * 3)
