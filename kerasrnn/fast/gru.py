@@ -81,7 +81,16 @@ def _forward(
 
 
 def _backward_loop(
-    dhs, dh_last, x, h0, kernel, recurrent_kernel, mask, recurrent_mask, *saved
+    dhs,
+    dh_last,
+    x,
+    h0,
+    kernel,
+    recurrent_kernel,
+    mask,
+    recurrent_mask,
+    *saved,
+    input_gradient=True,
 ):
     reset_after = len(saved) == 4
     hs, s_all, hh_all = saved[:3]
@@ -135,9 +144,10 @@ def _backward_loop(
             dh_tm1 = dh_tm1 + dh_skip
         d_kernel = d_kernel + tf.matmul(x[t], dxw, transpose_a=True)
         d_bias = d_bias + tf.reduce_sum(dxw, axis=0)
-        dx = tf.matmul(dxw, kernel, transpose_b=True)
         states = (dh_tm1, d_kernel, d_recurrent, d_bias, d_recurrent_bias)
-        return states, {"dx": dx}
+        if not input_gradient:
+            return states, {}
+        return states, {"dx": tf.matmul(dxw, kernel, transpose_b=True)}
 
     zeros = tf.zeros([3 * units], x.dtype)
     start = (
@@ -148,9 +158,14 @@ def _backward_loop(
         zeros,
     )
     (dh0, d_kernel, d_recurrent, d_bias, d_recurrent_bias), seq = time_loop(
-        step, tf.shape(x)[0], start, ["dx"], x.dtype, backward=True
+        step,
+        tf.shape(x)[0],
+        start,
+        ["dx"] if input_gradient else [],
+        x.dtype,
+        backward=True,
     )
-    return seq["dx"], dh0, d_kernel, d_recurrent, d_bias, d_recurrent_bias
+    return seq.get("dx"), dh0, d_kernel, d_recurrent, d_bias, d_recurrent_bias
 
 
 _forward_compiled = compiled(_forward)
@@ -163,13 +178,21 @@ def _make_kernel(reset_after, sequences):
             *args, reset_after=reset_after, sequences=sequences, saved=saved
         )
 
-    def backward(grads, inputs, constants, outputs, saved):
+    def backward(grads, inputs, constants, outputs, saved, input_gradient=True):
         x, h0, kernel, recurrent_kernel, _, _ = inputs
         (d_output,) = grads
         # The output is either every h_t or only the last one.
         dhs, dh_last = (d_output, None) if sequences else (None, d_output)
         return _backward_compiled(
-            dhs, dh_last, x, h0, kernel, recurrent_kernel, *constants, *saved
+            dhs,
+            dh_last,
+            x,
+            h0,
+            kernel,
+            recurrent_kernel,
+            *constants,
+            *saved,
+            input_gradient=input_gradient,
         )
 
     return forward, backward

@@ -105,6 +105,7 @@ def _backward_loop(
     hs,
     acts,
     cs,
+    input_gradient=True,
 ):
     features = x.shape[-1]
     units = h0.shape[-1]
@@ -152,6 +153,8 @@ def _backward_loop(
         # z = [x_t, h_tm1] @ [[W], [U]] + b over the rows of all `count` steps
         d_stacked = d_stacked + tf.matmul(xh, dz, transpose_a=True)
         d_bias = d_bias + tf.reduce_sum(dz, axis=0)
+        if not input_gradient:
+            return (dh, dc, d_stacked, d_bias), None
         dx = tf.matmul(dz, input_kernel, transpose_b=True)
         return (dh, dc, d_stacked, d_bias), tf.reshape(dx, (count, batch, features))
 
@@ -161,17 +164,18 @@ def _backward_loop(
         tf.zeros([features + units, 4 * units], x.dtype),
         tf.zeros([4 * units], x.dtype),
     )
+    recorded = ["dx"] if input_gradient else []
     steps = x.shape[0]
     if steps is None:  # forced fast path, length known at run time only
 
         def single(t, state):
             state, dx = steps_back(t, 1, *state)
-            return state, {"dx": dx[0]}
+            return state, ({"dx": dx[0]} if input_gradient else {})
 
         state, seq = time_loop(
-            single, tf.shape(x)[0], state, ["dx"], x.dtype, backward=True
+            single, tf.shape(x)[0], state, recorded, x.dtype, backward=True
         )
-        return (seq["dx"], *state)
+        return (seq.get("dx"), *state)
     # The newest `steps % _CHUNK` steps first, then whole chunks.
     head = steps % _CHUNK
     dx_parts = []
@@ -183,14 +187,15 @@ def _backward_loop(
 
         def chunk(i, state):
             state, dx = steps_back(steps - 1 - head - i * _CHUNK, _CHUNK, *state)
-            return state, {"dx": dx}
+            return state, ({"dx": dx} if input_gradient else {})
 
-        state, seq = time_loop(chunk, chunks, state, ["dx"], x.dtype, backward=False)
-        # chunk i holds the steps just below chunk i - 1: reverse the chunks
-        dx_parts.insert(
-            0,
-            tf.reshape(tf.reverse(seq["dx"], [0]), (chunks * _CHUNK, batch, features)),
-        )
+        state, seq = time_loop(chunk, chunks, state, recorded, x.dtype)
+        if input_gradient:
+            # chunk i holds the steps just below chunk i - 1: reverse them
+            dx = tf.reverse(seq["dx"], [0])
+            dx_parts.insert(0, tf.reshape(dx, (chunks * _CHUNK, batch, features)))
+    if not input_gradient:
+        return (None, *state)
     return (tf.concat(dx_parts, axis=0), *state)
 
 
@@ -202,7 +207,7 @@ def _make_kernel(sequences):
     def forward(*args, saved=False):
         return _forward_compiled(*args, sequences=sequences, saved=saved)
 
-    def backward(grads, inputs, constants, outputs, saved):
+    def backward(grads, inputs, constants, outputs, saved, input_gradient=True):
         x, h0, c0, stacked_kernel, _ = inputs
         d_output, dc_last = grads
         if dc_last is None:
@@ -221,6 +226,7 @@ def _make_kernel(sequences):
             stacked_kernel[x.shape[-1] :],
             *constants,
             *saved,
+            input_gradient=input_gradient,
         )
 
     return forward, backward

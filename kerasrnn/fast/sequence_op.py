@@ -61,7 +61,13 @@ def sequence_op(forward, backward, inputs, constants, training, batched, groups=
 
     Every tensor with a batch axis is time-major `(timesteps, batch, ...)`
     or `(batch, ...)`: its batch axis is `ndim - 2`.
+
+    `backward` is called with `input_gradient=False` when no gradient tape
+    watches the sequence (`inputs[0]`), as for the first layer of a model
+    being trained: it may then skip the gradient with respect to the
+    sequence and return `None` for it.
     """
+    input_gradient = _watched(inputs[0])
 
     @tf.custom_gradient
     def op(*args):
@@ -100,6 +106,7 @@ def sequence_op(forward, backward, inputs, constants, training, batched, groups=
                         part_constants,
                         outs,
                         saved,
+                        input_gradient=input_gradient,
                     )
                 )
             # Each slice's gradient of its batch rows; the weights' summed.
@@ -111,6 +118,16 @@ def sequence_op(forward, backward, inputs, constants, training, batched, groups=
         return tuple(outputs), grad
 
     return op(*inputs)
+
+
+def _watched(tensor):
+    """Whether a gradient tape recording now would need a gradient with
+    respect to `tensor` (True when that cannot be told)."""
+    try:
+        from tensorflow.python.eager import record
+    except ImportError:  # pragma: no cover - the module moved
+        return True
+    return bool(record.should_record_backprop([tensor]))
 
 
 # The fewest batch rows worth a kernel call of their own.

@@ -78,9 +78,19 @@ def _forward(
 
 
 def _backward_loop(
-    dhs, dh_last, x, h0, stacked_kernel, mask, recurrent_mask, hs, activation
+    dhs,
+    dh_last,
+    x,
+    h0,
+    stacked_kernel,
+    mask,
+    recurrent_mask,
+    hs,
+    activation,
+    input_gradient=True,
 ):
     features = x.shape[-1]
+    recurrent_kernel = stacked_kernel[features:]
 
     def step(t, states):
         dh, d_stacked, d_bias = states
@@ -96,13 +106,16 @@ def _backward_loop(
         xh = tf.concat([x[t], h_tm1], axis=-1)
         d_stacked = d_stacked + tf.matmul(xh, dz, transpose_a=True)
         d_bias = d_bias + tf.reduce_sum(dz, axis=0)
-        dxh = tf.matmul(dz, stacked_kernel, transpose_b=True)
-        dh_tm1 = dxh[:, features:]
+        if input_gradient:
+            dxh = tf.matmul(dz, stacked_kernel, transpose_b=True)
+            dh_tm1, dx = dxh[:, features:], dxh[:, :features]
+        else:
+            dh_tm1 = tf.matmul(dz, recurrent_kernel, transpose_b=True)
         if recurrent_mask is not None:
             dh_tm1 = dh_tm1 * recurrent_mask
         if mask is not None:
             dh_tm1 = dh_tm1 + dh_skip
-        return (dh_tm1, d_stacked, d_bias), {"dx": dxh[:, :features]}
+        return (dh_tm1, d_stacked, d_bias), ({"dx": dx} if input_gradient else {})
 
     start = (
         tf.zeros_like(h0) if dh_last is None else dh_last,
@@ -110,9 +123,14 @@ def _backward_loop(
         tf.zeros(stacked_kernel.shape[-1:], x.dtype),
     )
     (dh0, d_stacked, d_bias), seq = time_loop(
-        step, tf.shape(x)[0], start, ["dx"], x.dtype, backward=True
+        step,
+        tf.shape(x)[0],
+        start,
+        ["dx"] if input_gradient else [],
+        x.dtype,
+        backward=True,
     )
-    return seq["dx"], dh0, d_stacked, d_bias
+    return seq.get("dx"), dh0, d_stacked, d_bias
 
 
 _forward_compiled = compiled(_forward)
@@ -125,13 +143,21 @@ def _make_kernel(activation, sequences):
             *args, activation=activation, sequences=sequences, saved=saved
         )
 
-    def backward(grads, inputs, constants, outputs, saved):
+    def backward(grads, inputs, constants, outputs, saved, input_gradient=True):
         x, h0, stacked_kernel, _ = inputs
         (d_output,) = grads
         # The output is either every h_t or only the last one.
         dhs, dh_last = (d_output, None) if sequences else (None, d_output)
         return _backward_compiled(
-            dhs, dh_last, x, h0, stacked_kernel, *constants, *saved, activation
+            dhs,
+            dh_last,
+            x,
+            h0,
+            stacked_kernel,
+            *constants,
+            *saved,
+            activation,
+            input_gradient=input_gradient,
         )
 
     return forward, backward

@@ -188,14 +188,52 @@ def test_fast_path_slices_a_batch_known_only_at_run_time(kind, batch, monkeypatc
         assert_all_close(to_numpy(a), to_numpy(b), atol=1e-5, rtol=1e-5, what=kind)
 
 
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_fast_path_without_input_gradient(kind, monkeypatch):
+    """With no tape watching the input (a model's first layer), the kernels
+    skip the input gradient; the weight and initial-state gradients still
+    equal the readable loop's, on 1 and 2 batch slices."""
+    import tensorflow as tf
+
+    from kerasrnn.fast import sequence_op
+
+    calls = []
+    watched = sequence_op._watched
+    monkeypatch.setattr(
+        sequence_op, "_watched", lambda t: calls.append(watched(t)) or calls[-1]
+    )
+    for slices in ("1", "2"):
+        monkeypatch.setenv("KERASRNN_FAST_GROUPS", slices)
+        fast, readable = twin_layers(kind, return_sequences=True)
+        x = tf.constant(inputs())
+        h0 = [tf.constant(s) for s in initial_state(readable)]
+        results = []
+        for layer in (fast, readable):
+
+            @tf.function
+            def run(x, h0, layer=layer):
+                with tf.GradientTape() as tape:
+                    tape.watch(h0)
+                    y = layer(x, initial_state=h0, mask=MASK)
+                    loss = tf.reduce_sum(y * y)
+                return tape.gradient(loss, [h0] + layer.trainable_weights)
+
+            results.append(run(x, h0))
+        for a, b in zip(tf.nest.flatten(results[0]), tf.nest.flatten(results[1])):
+            assert_all_close(to_numpy(a), to_numpy(b), atol=1e-5, rtol=1e-5, what=kind)
+    assert calls and not any(calls)
+
+
+@pytest.mark.parametrize("watch_input", [True, False], ids=["dx", "no_dx"])
 @pytest.mark.parametrize(
-    "steps", [16, 19, None], ids=["two_chunks", "chunks_and_head", "run_time_length"]
+    "steps", [16, 19, None], ids=["chunks", "chunks_and_head", "run_time_length"]
 )
-def test_fast_lstm_backward_in_chunks_of_steps(steps):
+def test_fast_lstm_backward_in_chunks_of_steps(steps, watch_input):
     """The LSTM's backward pass takes its weight and input gradients over
     chunks of `kerasrnn.fast.lstm._CHUNK` (4) steps and a head of the
     remaining newest steps; with a length known only at run time it goes
-    step by step. All equal the readable loop."""
+    step by step; when no tape watches the input (a model's first layer) it
+    skips the input gradient. All equal the readable loop."""
     import tensorflow as tf
 
     fast, readable = twin_layers("lstm", return_sequences=True, return_state=True)
@@ -213,10 +251,12 @@ def test_fast_lstm_backward_in_chunks_of_steps(steps):
         @tf.function(input_signature=signature)
         def run(x, mask, layer=layer):
             with tf.GradientTape() as tape:
-                tape.watch(x)
+                if watch_input:
+                    tape.watch(x)
                 y, h, c = layer(x, mask=mask)
                 loss = tf.reduce_sum(y * y) + tf.reduce_sum(h * c)
-            return y, tape.gradient(loss, [x] + layer.trainable_weights)
+            sources = ([x] if watch_input else []) + layer.trainable_weights
+            return y, tape.gradient(loss, sources)
 
         results.append(run(x, mask))
         assert layer.last_path == ("fast" if layer is fast else "readable")
