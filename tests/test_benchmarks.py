@@ -88,3 +88,48 @@ def test_markdown_table_lists_every_row():
     )
     assert "| GRU | 12 | 16 | kerasrnn |" in table
     assert "2 threads" in table and "Peak memory: TF allocator" in table
+
+
+def test_peak_memory_counts_the_states_kept_for_backprop(tmp_path):
+    """The memory column must count what a training step holds: an LSTM
+    keeps at least every hidden state for its backward pass, T*B*U floats
+    (3.1 MiB here). TensorFlow's allocator statistics read less than that."""
+    if not sys.platform.startswith("linux"):
+        import pytest
+
+        pytest.skip("the CPU memory method reads /proc/self")
+    backend = keras.backend.backend()
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run(
+        [
+            sys.executable,
+            SCRIPT,
+            "--kinds",
+            "lstm",
+            "--shapes",
+            "200x64",
+            "--impls",
+            "keras",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--rounds",
+            "1",
+            "--memory",
+            "yes",
+            "--output",
+            str(tmp_path),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / f"{backend}-cpu.json").read_text())
+    (row,) = report["results"]
+    states_mib = 200 * 64 * 64 * 4 / 2**20
+    assert row["peak_mib"] >= states_mib, row
+    assert "VmHWM" in row["memory_method"]

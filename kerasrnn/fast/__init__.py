@@ -9,8 +9,10 @@ few fused operations per step, a backpropagation-through-time pass written
 by hand under `tf.custom_gradient`, both passes compiled by XLA, and, on a
 CPU, the batch cut into one slice per core, run side by side
 (`kerasrnn.fast.sequence_op.batch_groups`; `KERASRNN_FAST_GROUPS=n`
-overrides the number). Outputs, states and gradients match the readable loop
-to float32 rounding.
+overrides the number). The backward pass leaves out the gradient with
+respect to the input sequence when no gradient tape watches it (a model's
+first layer). Outputs, states and gradients match the readable loop to
+float32 rounding.
 
 After each call, `layer.last_path` is `"fast"` or `"readable"` and
 `layer.last_path_reason` says why; the same line is logged at DEBUG level on
