@@ -164,36 +164,28 @@ def _backward_loop(
         tf.zeros([features + units, 4 * units], x.dtype),
         tf.zeros([4 * units], x.dtype),
     )
-    recorded = ["dx"] if input_gradient else []
+    # Chunks of `_CHUNK` steps, newest first, after a head of the newest
+    # `steps % _CHUNK`; one step at a time if the length is known only at
+    # run time (forced fast path).
     steps = x.shape[0]
-    if steps is None:  # forced fast path, length known at run time only
-
-        def single(t, state):
-            state, dx = steps_back(t, 1, *state)
-            return state, ({"dx": dx[0]} if input_gradient else {})
-
-        state, seq = time_loop(
-            single, tf.shape(x)[0], state, recorded, x.dtype, backward=True
-        )
-        return (seq.get("dx"), *state)
-    # The newest `steps % _CHUNK` steps first, then whole chunks.
-    head = steps % _CHUNK
+    size = 1 if steps is None else _CHUNK
+    chunks = tf.shape(x)[0] if steps is None else steps // size
+    head = 0 if steps is None else steps % size
     dx_parts = []
     if head:
         state, dx_head = steps_back(steps - 1, head, *state)
         dx_parts.append(dx_head)
-    chunks = steps // _CHUNK
-    if chunks:
+    if steps is None or chunks:
 
         def chunk(i, state):
-            state, dx = steps_back(steps - 1 - head - i * _CHUNK, _CHUNK, *state)
+            state, dx = steps_back(i * size + size - 1, size, *state)
             return state, ({"dx": dx} if input_gradient else {})
 
-        state, seq = time_loop(chunk, chunks, state, recorded, x.dtype)
+        recorded = ["dx"] if input_gradient else []
+        state, seq = time_loop(chunk, chunks, state, recorded, x.dtype, backward=True)
         if input_gradient:
-            # chunk i holds the steps just below chunk i - 1: reverse them
-            dx = tf.reverse(seq["dx"], [0])
-            dx_parts.insert(0, tf.reshape(dx, (chunks * _CHUNK, batch, features)))
+            dx = tf.reshape(seq["dx"], (chunks * size, batch, features))
+            dx_parts.insert(0, dx)
     if not input_gradient:
         return (None, *state)
     return (tf.concat(dx_parts, axis=0), *state)
