@@ -77,7 +77,9 @@ def _forward(
     outputs = (seq["h"] if sequences else h_last,)
     if not saved:
         return outputs
-    return outputs, tuple(seq[name] for name in recorded)
+    # With `sequences` the states are the output, which backward is given
+    # anyway (the same buffer twice in the results would make XLA copy it).
+    return outputs, tuple(seq[name] for name in recorded[1 if sequences else 0 :])
 
 
 def _backward_loop(
@@ -183,6 +185,8 @@ def _make_kernel(reset_after, sequences):
         (d_output,) = grads
         # The output is either every h_t or only the last one.
         dhs, dh_last = (d_output, None) if sequences else (None, d_output)
+        if sequences:
+            saved = (outputs[0], *saved)
         return _backward_compiled(
             dhs,
             dh_last,

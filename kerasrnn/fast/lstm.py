@@ -79,7 +79,12 @@ def _forward(
     recorded = (["h"] if sequences or saved else []) + (["a", "c"] if saved else [])
     (h_last, c_last), seq = time_loop(step, tf.shape(x)[0], (h0, c0), recorded, x.dtype)
     outputs = (seq["h"] if sequences else h_last, c_last)
-    return (outputs, (seq["h"], seq["a"], seq["c"])) if saved else outputs
+    if not saved:
+        return outputs
+    # With `sequences` the states are the output, which backward is given
+    # anyway (the same buffer twice in the results would make XLA copy it).
+    states = () if sequences else (seq["h"],)
+    return outputs, (*states, seq["a"], seq["c"])
 
 
 # Steps per iteration of the backward loop: their weight gradients and input
@@ -206,6 +211,8 @@ def _make_kernel(sequences):
             dc_last = tf.zeros_like(c0)
         # The output is either every h_t or only the last one.
         dhs, dh_last = (d_output, None) if sequences else (None, d_output)
+        if sequences:
+            saved = (outputs[0], *saved)
         return _backward_compiled(
             dhs,
             dh_last,

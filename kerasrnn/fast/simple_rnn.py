@@ -73,8 +73,10 @@ def _forward(
     recorded = ["h"] if sequences or saved else []
     h_last, seq = time_loop(step, tf.shape(x)[0], h0, recorded, x.dtype)
     outputs = (seq["h"] if sequences else h_last,)
-    # The states are all that backward needs.
-    return (outputs, (seq["h"],)) if saved else outputs
+    # The states are all that backward needs; with `sequences` they are the
+    # output itself, which backward is given anyway (the same buffer twice in
+    # the results would make XLA copy it).
+    return (outputs, () if sequences else (seq["h"],)) if saved else outputs
 
 
 def _backward_loop(
@@ -82,15 +84,16 @@ def _backward_loop(
     dh_last,
     x,
     h0,
-    stacked_kernel,
+    backward_kernel,
     mask,
     recurrent_mask,
     hs,
     activation,
     input_gradient=True,
 ):
-    features = x.shape[-1]
-    recurrent_kernel = stacked_kernel[features:]
+    # `backward_kernel` is `[[W], [U]]` with `input_gradient`, else only `U`:
+    # a slice of the stacked kernel would be a copy in the loop's memory.
+    features, units = x.shape[-1], h0.shape[-1]
 
     def step(t, states):
         dh, d_stacked, d_bias = states
@@ -107,10 +110,10 @@ def _backward_loop(
         d_stacked = d_stacked + tf.matmul(xh, dz, transpose_a=True)
         d_bias = d_bias + tf.reduce_sum(dz, axis=0)
         if input_gradient:
-            dxh = tf.matmul(dz, stacked_kernel, transpose_b=True)
+            dxh = tf.matmul(dz, backward_kernel, transpose_b=True)
             dh_tm1, dx = dxh[:, features:], dxh[:, :features]
         else:
-            dh_tm1 = tf.matmul(dz, recurrent_kernel, transpose_b=True)
+            dh_tm1 = tf.matmul(dz, backward_kernel, transpose_b=True)
         if recurrent_mask is not None:
             dh_tm1 = dh_tm1 * recurrent_mask
         if mask is not None:
@@ -119,8 +122,8 @@ def _backward_loop(
 
     start = (
         tf.zeros_like(h0) if dh_last is None else dh_last,
-        tf.zeros_like(stacked_kernel),
-        tf.zeros(stacked_kernel.shape[-1:], x.dtype),
+        tf.zeros([features + units, units], x.dtype),
+        tf.zeros([units], x.dtype),
     )
     (dh0, d_stacked, d_bias), seq = time_loop(
         step,
@@ -137,7 +140,7 @@ _forward_compiled = compiled(_forward)
 _backward_compiled = compiled(_backward_loop)
 
 
-def _make_kernel(activation, sequences):
+def _make_kernel(activation, sequences, recurrent_kernel):
     def forward(*args, saved=False):
         return _forward_compiled(
             *args, activation=activation, sequences=sequences, saved=saved
@@ -148,14 +151,17 @@ def _make_kernel(activation, sequences):
         (d_output,) = grads
         # The output is either every h_t or only the last one.
         dhs, dh_last = (d_output, None) if sequences else (None, d_output)
+        (hs,) = (outputs[0],) if sequences else saved
+        # Without the input gradient only U is read, and the stacked copy of
+        # the weights can be freed once the forward pass is done.
         return _backward_compiled(
             dhs,
             dh_last,
             x,
             h0,
-            stacked_kernel,
+            stacked_kernel if input_gradient else recurrent_kernel,
             *constants,
-            *saved,
+            hs,
             activation,
             input_gradient=input_gradient,
         )
@@ -202,7 +208,7 @@ def simple_rnn_sequence(
         bias = tf.zeros([units], x.dtype)
     # One copy of the weights, read by every step and every batch slice.
     stacked_kernel = tf.concat([kernel, recurrent_kernel], axis=0)
-    forward, backward = _make_kernel(activation, sequences)
+    forward, backward = _make_kernel(activation, sequences, recurrent_kernel)
     return sequence_op(
         forward,
         backward,

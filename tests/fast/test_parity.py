@@ -224,6 +224,37 @@ def test_fast_path_without_input_gradient(kind, monkeypatch):
     assert calls and not any(calls)
 
 
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_fast_path_keeps_the_state_sequence_once(kind, monkeypatch):
+    """With `return_sequences=True` the states of every step are the output:
+    the forward kernel must not return them a second time among what it saves
+    for backward (XLA would copy them, a second `(timesteps, batch, units)`
+    buffer held until backward), and the gradients still equal the readable
+    loop's (`assert_same`, 1e-5), on 2 batch slices."""
+    import importlib
+
+    module = importlib.import_module(f"kerasrnn.fast.{kind.split('_reset')[0]}")
+    results = []
+    compiled = module._forward_compiled
+
+    def spy(*args, **kwargs):
+        out = compiled(*args, **kwargs)
+        if kwargs.get("saved"):
+            results.append(out)
+        return out
+
+    monkeypatch.setattr(module, "_forward_compiled", spy)
+    monkeypatch.setenv("KERASRNN_FAST_GROUPS", "2")
+    fast, readable = twin_layers(kind, return_sequences=True)
+    assert_same(fast, readable, inputs(), training=True)
+    assert results
+    for outputs, saved in results:
+        states = to_numpy(outputs[0])
+        for tensor in saved:
+            array = to_numpy(tensor)
+            assert not (array.shape == states.shape and np.array_equal(array, states))
+
+
 @pytest.mark.parametrize("watch_input", [True, False], ids=["dx", "no_dx"])
 @pytest.mark.parametrize(
     "steps", [16, 19, None], ids=["chunks", "chunks_and_head", "run_time_length"]
