@@ -4,7 +4,9 @@ model, resumable training, evaluation and export for serving.
 The pieces, in the order a run uses them:
 
 1. `make_vectorizer` turns raw reviews into token ids (0 = padding,
-   1 = out of vocabulary) with `keras.layers.TextVectorization`; `HeadTailCrop`
+   1 = out of vocabulary) with `keras.layers.TextVectorization`, dropping
+   punctuation (`standardize_review`) or keeping `!` and `?` as words
+   (`standardize_review_keeping_marks`); `HeadTailCrop`
    keeps at most `max_length` of them, the first `head_length` and the last
    `max_length - head_length`, since a review tends to state its verdict at the
    start or at the end.
@@ -70,7 +72,28 @@ def standardize_review(text):
     return tf.strings.regex_replace(text, _PUNCTUATION, " ")
 
 
-def make_vectorizer(vocabulary_size, vocabulary=None):
+_MARKS = "!?"
+_OTHER_PUNCTUATION = "[{}]".format(
+    re.escape("".join(c for c in string.punctuation if c not in _MARKS))
+)
+
+
+@keras.saving.register_keras_serializable(package="kerasrnn")
+def standardize_review_keeping_marks(text):
+    """As `standardize_review`, but `!` and `?` stay, each a word of its own.
+
+    `"Awful!!"` gives `awful ! !`: how loudly a reviewer writes is part of
+    the verdict.
+    """
+    import tensorflow as tf
+
+    text = tf.strings.lower(text)
+    text = tf.strings.regex_replace(text, r"<br\s*/?>", " ")
+    text = tf.strings.regex_replace(text, _OTHER_PUNCTUATION, " ")
+    return tf.strings.regex_replace(text, f"([{_MARKS}])", r" \1 ")
+
+
+def make_vectorizer(vocabulary_size, vocabulary=None, keep_marks=False):
     """A `TextVectorization` to token ids with `vocabulary_size` entries.
 
     Ids 0 and 1 are the padding and out-of-vocabulary tokens, so
@@ -83,6 +106,9 @@ def make_vectorizer(vocabulary_size, vocabulary=None):
         vocabulary: Optional list of words (without the two special tokens)
             or a path to a file with one per line; otherwise call `adapt`.
             Default: `None`.
+        keep_marks: Keep `!` and `?` as words
+            (`standardize_review_keeping_marks`) rather than dropping all
+            punctuation (`standardize_review`). Default: `False`.
     """
     if (
         isinstance(vocabulary_size, bool)
@@ -93,9 +119,10 @@ def make_vectorizer(vocabulary_size, vocabulary=None):
             "vocabulary_size must be an integer >= 3. "
             f"Received: vocabulary_size={vocabulary_size!r}"
         )
+    standardize = standardize_review_keeping_marks if keep_marks else standardize_review
     return keras.layers.TextVectorization(
         max_tokens=int(vocabulary_size),
-        standardize=standardize_review,
+        standardize=standardize,
         output_mode="int",
         vocabulary=vocabulary,
         name="text_vectorization",

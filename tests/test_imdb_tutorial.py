@@ -81,7 +81,9 @@ def test_interrupted_run_resumes_and_exports_a_model_that_serves_without_kerasrn
 ):
     tutorial = load_tutorial()
     archive = write_sample_aclimdb(tmp_path / "data", COUNTS, seed=2, archive=True)
-    args = quick_args(archive, tmp_path, "--epochs", "2", "--seed", "1")
+    args = quick_args(
+        archive, tmp_path, "--epochs", "2", "--seed", "1", "--eval-max-length", "150"
+    )
     out = tmp_path / "out"
 
     with pytest.raises(KeyboardInterrupt):
@@ -116,6 +118,9 @@ def test_interrupted_run_resumes_and_exports_a_model_that_serves_without_kerasrn
         "the plot the scene the music " * 40 + "superb",
     ]
     model = keras.saving.load_model(str(out / "imdb_lstm.keras"))
+    # Trained on the last 64 tokens of a review, served on the last 150.
+    (crop,) = [layer for layer in model.layers if layer.name.startswith("head_tail")]
+    assert (on_disk["settings"]["max_length"], crop.max_length) == (64, 150)
     import tensorflow as tf
 
     expected = np.asarray(model(tf.constant(reviews))).reshape(-1)
@@ -246,8 +251,14 @@ def test_ensemble_resumes_after_its_first_member_and_serves_the_mean(tmp_path):
             "--gradient-norms records one model: it needs --ensemble 1. "
             "Received: --ensemble 2",
         ),
+        (
+            ["--eval-max-length", "8"],
+            "--head-length must be in [0, --max-length=64] and at most "
+            "--eval-max-length=8. Received: 16",
+        ),
+        (["--eval-max-length", "0"], "--eval-max-length must be positive. Received: 0"),
     ],
-    ids=["zero", "negative", "with-gradient-norms"],
+    ids=["zero", "negative", "with-gradient-norms", "head-over-eval-length", "eval-0"],
 )
 def test_bad_ensemble_size_is_refused_before_anything_is_written(
     tmp_path, capsys, flags, message

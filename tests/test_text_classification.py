@@ -274,6 +274,17 @@ def test_standardize_review():
     assert [w.decode() for w in words] == ["great", "movie", "it", "s", "fine"]
 
 
+def test_standardize_review_keeping_marks_splits_them_into_words():
+    tf = pytest.importorskip("tensorflow")
+    text = tf.constant(["Awful!!<br />Why?It's <br/>fine."])
+    words = tf.strings.split(tc.standardize_review_keeping_marks(text)).numpy()[0]
+    expected = ["awful", "!", "!", "why", "?", "it", "s", "fine"]
+    assert [w.decode() for w in words] == expected
+    vectorizer = tc.make_vectorizer(10, keep_marks=True)
+    vectorizer.adapt(tf.constant(["What?! No!", "no"]))
+    assert {"!", "?", "no"} <= set(vectorizer.get_vocabulary())
+
+
 @pytest.fixture
 def fixture_data(tmp_path):
     from kerasrnn.datasets.imdb import load_imdb, write_sample_aclimdb

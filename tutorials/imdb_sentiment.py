@@ -23,9 +23,12 @@ the way to a model that serves raw strings:
 1. read the reviews (`kerasrnn.datasets.load_imdb`: `tensorflow_datasets`, a
    local `aclImdb` folder or `.tar.gz`, or `keras.datasets.imdb`), holding out
    a validation split of the *training* reviews;
-2. turn text into token ids with `TextVectorization` and keep the last
+2. turn text into token ids with `TextVectorization` (words, and `!` and
+   `?`, which say how loudly a reviewer means it) and train on the last
    `--max-length` tokens of a long review, where the verdict usually is
-   (`--head-length` also keeps some from its start);
+   (`--head-length` also keeps some from its start); validation, the test
+   and the exported model read up to `--eval-max-length` tokens, the whole
+   review by default;
 3. embed the ids with `Embedding(mask_zero=True)`, so that the padding is
    masked: the recurrent layer carries its state unchanged over padded steps
    and the pooling ignores them;
@@ -70,9 +73,11 @@ Chosen on the validation split (10 % of the training reviews), never on the
 test set.
 """
 
-VOCABULARY_SIZE = 20000  # words kept by TextVectorization (ids 0, 1: padding, unknown)
-MAX_LENGTH = 400  # tokens kept per review (the median review has about 180)
+VOCABULARY_SIZE = 40000  # words kept by TextVectorization (ids 0, 1: padding, unknown)
+MAX_LENGTH = 400  # tokens per review in training (the median review has about 180)
 HEAD_LENGTH = 0  # of those, taken from the start; the rest from the end
+EVAL_MAX_LENGTH = 3000  # tokens read to validate, test, serve (the whole review)
+KEEP_MARKS = True  # "!" and "?" are words; all other punctuation is dropped
 EMBEDDING_DIM = 128  # size of the learned word vectors
 CELL = "lstm"  # simple_rnn, lstm or gru
 UNITS = 64  # hidden units per direction of each recurrent layer
@@ -93,6 +98,7 @@ QUICK = {  # --quick: a smoke run on a few hundred reviews
     "limit": 384,
     "vocabulary_size": 2000,
     "max_length": 64,
+    "eval_max_length": None,
     "head_length": 16,
     "embedding_dim": 16,
     "units": 8,
@@ -150,6 +156,20 @@ def parse_args(argv=None):
     )
     add("--max-length", type=int, default=MAX_LENGTH, help=f"Default: {MAX_LENGTH}")
     add("--head-length", type=int, default=HEAD_LENGTH, help=f"Default: {HEAD_LENGTH}")
+    add(
+        "--eval-max-length",
+        type=int,
+        default=EVAL_MAX_LENGTH,
+        help="Tokens kept per review when validating, testing and in the exported "
+        f"model (training keeps --max-length). Default: {EVAL_MAX_LENGTH} "
+        "(--max-length with --quick)",
+    )
+    add(
+        "--keep-marks",
+        action=argparse.BooleanOptionalAction,
+        default=KEEP_MARKS,
+        help=f"Keep '!' and '?' as words. Default: {KEEP_MARKS}",
+    )
     add("--pooling", choices=tc.POOLINGS, default=POOLING, help=f"Default: {POOLING}")
     add(
         "--embedding-dropout",
@@ -200,11 +220,14 @@ def parse_args(argv=None):
     if parser.parse_args(argv).quick:  # tiny defaults; flags given still win
         parser.set_defaults(**QUICK)
     args = parser.parse_args(argv)
+    if args.eval_max_length is None:
+        args.eval_max_length = args.max_length
     for name in (
         "units",
         "embedding_dim",
         "vocabulary_size",
         "max_length",
+        "eval_max_length",
         "batch_size",
         "epochs",
         "num_layers",
@@ -215,9 +238,10 @@ def parse_args(argv=None):
                 f"--{name.replace('_', '-')} must be positive. "
                 f"Received: {getattr(args, name)}"
             )
-    if not 0 <= args.head_length <= args.max_length:
+    if not 0 <= args.head_length <= min(args.max_length, args.eval_max_length):
         parser.error(
-            f"--head-length must be in [0, --max-length={args.max_length}]. "
+            f"--head-length must be in [0, --max-length={args.max_length}] and at "
+            f"most --eval-max-length={args.eval_max_length}. "
             f"Received: {args.head_length}"
         )
     if args.gradient_norms and args.ensemble != 1:
@@ -258,8 +282,10 @@ def make_vectorizer(args, train_texts, resuming):
     if resuming and os.path.exists(path):
         with open(path, encoding="utf-8") as f:
             words = f.read().split("\n")
-        return tc.make_vectorizer(args.vocabulary_size, vocabulary=words[2:])
-    vectorizer = tc.make_vectorizer(args.vocabulary_size)
+        return tc.make_vectorizer(
+            args.vocabulary_size, vocabulary=words[2:], keep_marks=args.keep_marks
+        )
+    vectorizer = tc.make_vectorizer(args.vocabulary_size, keep_marks=args.keep_marks)
     vectorizer.adapt(train_texts)
     tmp = f"{path}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -416,6 +442,7 @@ def main(argv=None, extra_callbacks=()):
         with experiment.Stopwatch() as clock:
             vectorizer = make_vectorizer(args, train_texts, resuming)
             crop = tc.HeadTailCrop(args.max_length, args.head_length)
+            eval_crop = tc.HeadTailCrop(args.eval_max_length, args.head_length)
 
             def make_train_dataset(seed):
                 return tc.encode_dataset(
@@ -428,9 +455,9 @@ def main(argv=None, extra_callbacks=()):
 
             train_ds = make_train_dataset(args.seed)
             validation_ds = tc.encode_dataset(
-                splits["validation"], vectorizer, crop, 256
+                splits["validation"], vectorizer, eval_crop, 256
             )
-            test_ds = tc.encode_dataset(splits["test"], vectorizer, crop, 256)
+            test_ds = tc.encode_dataset(splits["test"], vectorizer, eval_crop, 256)
         timings["vectorizer"] = clock.seconds
 
         def build_member(seed, name):
@@ -483,10 +510,13 @@ def main(argv=None, extra_callbacks=()):
 
         with experiment.Stopwatch() as clock:
             saved_model = tc.export_saved_model(
-                vectorizer, crop, model, os.path.join(args.output_dir, "saved_model")
+                vectorizer,
+                eval_crop,
+                model,
+                os.path.join(args.output_dir, "saved_model"),
             )
             keras_file = tc.save_keras_model(
-                tc.end_to_end_model(vectorizer, crop, model),
+                tc.end_to_end_model(vectorizer, eval_crop, model),
                 os.path.join(args.output_dir, f"imdb_{args.cell}.keras"),
             )
         timings["export"] = clock.seconds
