@@ -13,23 +13,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "benchmarks", "run.py")
 
 
-def test_quick_benchmark_writes_table_and_json(tmp_path):
+def run_benchmark(tmp_path, *flags):
+    """`benchmarks/run.py *flags` in a fresh process on this test's backend,
+    writing into `tmp_path`; returns the backend's name."""
     backend = keras.backend.backend()
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
     done = subprocess.run(
-        [
-            sys.executable,
-            SCRIPT,
-            "--quick",
-            "--kinds",
-            "lstm",
-            "--impls",
-            "keras,kerasrnn,kerasrnn-readable",
-            "--threads",
-            "1",
-            "--output",
-            str(tmp_path),
-        ],
+        [sys.executable, SCRIPT, *flags, "--output", str(tmp_path)],
         env=env,
         capture_output=True,
         text=True,
@@ -37,6 +27,20 @@ def test_quick_benchmark_writes_table_and_json(tmp_path):
         cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    return backend
+
+
+def test_quick_benchmark_writes_table_and_json(tmp_path):
+    backend = run_benchmark(
+        tmp_path,
+        "--quick",
+        "--kinds",
+        "lstm",
+        "--impls",
+        "keras,kerasrnn,kerasrnn-readable",
+        "--threads",
+        "1",
+    )
     stem = tmp_path / f"{backend}-cpu-quick"
     report = json.loads(stem.with_suffix(".json").read_text())
     assert report["machine"]["backend"] == backend
@@ -98,36 +102,23 @@ def test_peak_memory_counts_the_states_kept_for_backprop(tmp_path):
         import pytest
 
         pytest.skip("the CPU memory method reads /proc/self")
-    backend = keras.backend.backend()
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
-    done = subprocess.run(
-        [
-            sys.executable,
-            SCRIPT,
-            "--kinds",
-            "lstm",
-            "--shapes",
-            "200x64",
-            "--impls",
-            "keras",
-            "--steps",
-            "2",
-            "--warmup",
-            "1",
-            "--rounds",
-            "1",
-            "--memory",
-            "yes",
-            "--output",
-            str(tmp_path),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
+    backend = run_benchmark(
+        tmp_path,
+        "--kinds",
+        "lstm",
+        "--shapes",
+        "200x64",
+        "--impls",
+        "keras",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--rounds",
+        "1",
+        "--memory",
+        "yes",
     )
-    assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / f"{backend}-cpu.json").read_text())
     (row,) = report["results"]
     states_mib = 200 * 64 * 64 * 4 / 2**20
