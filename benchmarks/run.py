@@ -309,9 +309,33 @@ def _build(impl, kind, shape, args, x, y):
     model = keras.Sequential(
         [keras.Input((timesteps, args.features), batch_size=args.batch), layer]
     )
-    return KerasBench(
-        model, x, y
-    ), lambda: getattr(layer, "last_path", None) or "built-in"
+    builtin = "built-in"
+    if impl == "keras":
+        kernel = _builtin_kernel(kind, args)
+        builtin += f", {kernel}" if kernel else ""
+    return KerasBench(model, x, y), lambda: getattr(layer, "last_path", None) or builtin
+
+
+def _builtin_kernel(kind, args):
+    """The backend kernel that serves the built-in `kind` here, or `None`
+    for Keras's generic loop: `use_cudnn=True` fails where the backend has
+    no kernel for the layer, and the default `use_cudnn="auto"` takes it
+    where it has (unmasked input, as here)."""
+    import keras
+    import numpy as np
+
+    if kind == "simple_rnn":
+        return None  # Keras has no fused SimpleRNN
+    layer = getattr(keras.layers, KERAS_NAMES[kind])(4, use_cudnn=True)
+    try:
+        layer(np.zeros((2, 3, args.features), "float32"))
+    except (ValueError, NotImplementedError):
+        return None
+    if keras.backend.backend() == "jax" and kind == "gru":
+        # jax.experimental.rnn has no GRU: Keras's JAX GRU kernel is a
+        # lax.scan with the input projection hoisted, on any device.
+        return "lax.scan"
+    return "cuDNN"
 
 
 def _available_impls(args):

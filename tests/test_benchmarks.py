@@ -58,17 +58,35 @@ def test_quick_benchmark_writes_table_and_json(tmp_path):
         assert row["kind"] == "lstm" and row["timed_steps"] == 3
         assert row["train_ms"] > 0 and row["infer_ms"] > 0
     assert rows["keras"]["train_ratio"] == 1.0
+    # No cuDNN on a CPU: the built-in LSTM runs Keras's generic loop.
+    assert rows["keras"]["path"] == "built-in"
     table = stem.with_suffix(".md").read_text()
     assert "| LSTM | 12 | 16 | kerasrnn |" in table
     assert table.count("\n| LSTM |") == len(expected)
 
 
-def test_markdown_table_lists_every_row():
+def test_builtin_kernel_is_named_only_where_keras_takes_one():
+    """The path column names the backend kernel behind a built-in: none on a
+    CPU except Keras's JAX GRU, whose kernel is a `lax.scan` on any device."""
+    bench = import_benchmark()
+    args = bench.parse_args(["--quick"])
+    assert bench._builtin_kernel("simple_rnn", args) is None
+    assert bench._builtin_kernel("lstm", args) is None
+    expected_gru = "lax.scan" if keras.backend.backend() == "jax" else None
+    assert bench._builtin_kernel("gru", args) == expected_gru
+
+
+def import_benchmark():
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     try:
         import run as bench
     finally:
         sys.path.pop(0)
+    return bench
+
+
+def test_markdown_table_lists_every_row():
+    bench = import_benchmark()
     args = bench.parse_args(["--quick", "--threads", "2"])
     info = bench.machine_info(args)
     row = {
