@@ -67,9 +67,14 @@ def standardize_review(text):
     """
     import tensorflow as tf
 
-    text = tf.strings.lower(text)
-    text = tf.strings.regex_replace(text, r"<br\s*/?>", " ")
-    return tf.strings.regex_replace(text, _PUNCTUATION, " ")
+    return tf.strings.regex_replace(_lower_without_breaks(text), _PUNCTUATION, " ")
+
+
+def _lower_without_breaks(text):
+    """`text` lower-cased, each `<br />` tag replaced by a space."""
+    import tensorflow as tf
+
+    return tf.strings.regex_replace(tf.strings.lower(text), r"<br\s*/?>", " ")
 
 
 _MARKS = "!?"
@@ -87,9 +92,9 @@ def standardize_review_keeping_marks(text):
     """
     import tensorflow as tf
 
-    text = tf.strings.lower(text)
-    text = tf.strings.regex_replace(text, r"<br\s*/?>", " ")
-    text = tf.strings.regex_replace(text, _OTHER_PUNCTUATION, " ")
+    text = tf.strings.regex_replace(
+        _lower_without_breaks(text), _OTHER_PUNCTUATION, " "
+    )
     return tf.strings.regex_replace(text, f"([{_MARKS}])", r" \1 ")
 
 
@@ -191,8 +196,10 @@ class HeadTailCrop(keras.layers.Layer):
         ids = ops.convert_to_tensor(inputs)
         lengths = ops.sum(ops.cast(ops.not_equal(ids, 0), "int32"), axis=1)
         out_length = ops.clip(ops.max(lengths), 1, self.max_length)
-        # Pad so that every gathered position exists, even for empty reviews.
-        padded = ops.pad(ids, [[0, 0], [0, self.max_length]])
+        # Every gathered position is below the row's width (positions past a
+        # short row's end read its padding), except the one step an
+        # all-empty batch of zero width gets: one zero column covers it.
+        padded = ops.pad(ids, [[0, 0], [0, 1]])
         j = ops.expand_dims(ops.arange(out_length, dtype="int32"), 0)
         length = ops.expand_dims(lengths, 1)
         from_tail = ops.logical_and(length > self.max_length, j >= self.head_length)

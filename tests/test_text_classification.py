@@ -51,10 +51,11 @@ def padded(rows, width):
 @pytest.mark.parametrize(
     "head_length", [0, 2, 5], ids=["tail_only", "head2", "head_only"]
 )
-def test_head_tail_crop_matches_numpy(head_length):
+@pytest.mark.parametrize("width", [11, 13], ids=["tight", "padded"])
+def test_head_tail_crop_matches_numpy(head_length, width):
     rng = np.random.default_rng(0)
     lengths = [0, 3, 5, 6, 11]
-    ids = padded([rng.integers(2, 50, n) for n in lengths], 13)
+    ids = padded([rng.integers(2, 50, n) for n in lengths], width)
     got = to_numpy(tc.HeadTailCrop(5, head_length)(ids))
     np.testing.assert_array_equal(got, crop_reference(ids, 5, head_length))
 
@@ -67,6 +68,9 @@ def test_head_tail_crop_short_and_empty_batches():
     # An all-padding batch still gives one (masked) step for the RNN.
     np.testing.assert_array_equal(
         to_numpy(tc.HeadTailCrop(5)(np.zeros((2, 3), np.int32))), np.zeros((2, 1))
+    )
+    np.testing.assert_array_equal(
+        to_numpy(tc.HeadTailCrop(5)(np.zeros((2, 0), np.int32))), np.zeros((2, 1))
     )
 
 
