@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import pytest
 
+from kerasrnn.datasets import imdb
 from kerasrnn.datasets.imdb import write_sample_aclimdb
 from tests.utils import tensorflow_only
 
@@ -271,15 +272,39 @@ def test_bad_ensemble_size_is_refused_before_anything_is_written(
     assert not (tmp_path / "out").exists()
 
 
+def test_validation_split_by_id_blocks_reaches_the_loader(tmp_path, monkeypatch):
+    tutorial = load_tutorial()
+    folder = write_sample_aclimdb(tmp_path / "data", COUNTS, seed=4)
+    monkeypatch.setattr(imdb, "ID_BLOCK_SIZE", 5)
+    args = tutorial.parse_args(
+        quick_args(folder, tmp_path, "--validation-split-by", "id_blocks")
+    )
+    data, _, _ = tutorial.load_data(args)
+    # 30 and 26 reviews in blocks of 5 ids: one whole block of each class.
+    assert data.num_examples["validation"] in (6, 10)
+    assert data.num_examples["train"] == 56 - data.num_examples["validation"]
+    assert tutorial.parse_args(quick_args(folder, tmp_path)).validation_split_by == (
+        "random"
+    )
+
+
 @pytest.mark.slow
-def test_gru_stacked_with_gradient_norms_on_a_folder(tmp_path):
+def test_gru_stacked_with_gradient_norms_on_a_folder(tmp_path, monkeypatch):
     cell = "gru"
     folder = write_sample_aclimdb(tmp_path / "data", COUNTS, seed=4)
+    # Blocks of 5 ids: 6 positive and 6 negative blocks (the last one
+    # short), of which round(0.1 * 6) = 1 each is held out, whole.
+    monkeypatch.setattr(imdb, "ID_BLOCK_SIZE", 5)
     results = load_tutorial().main(
         quick_args(folder, tmp_path, "--cell", cell, "--no-bidirectional",
-                   "--num-layers", "2", "--pooling", "max", "--gradient-norms")
+                   "--num-layers", "2", "--pooling", "max", "--gradient-norms",
+                   "--validation-split-by", "id_blocks")
     )  # fmt: skip
     assert results["settings"]["cell"] == cell
+    assert results["settings"]["validation_split_by"] == "id_blocks"
+    held_out = results["num_examples"]["validation"]
+    assert held_out in (6, 10), "one whole block per class (5 or 1 reviews)"
+    assert results["num_examples"]["train"] == 56 - held_out
     assert results["test"]["num_examples"] == 20
     assert (tmp_path / "out" / f"imdb_{cell}.keras").exists()
     assert (tmp_path / "out" / "gradient_norms.png").exists()
@@ -318,6 +343,11 @@ def test_bad_data_fails_early_and_writes_nothing(tmp_path):
         assert not (tmp_path / "out").exists()
         cache = tmp_path / "cache"
         assert not cache.exists() or os.listdir(cache) == []
+    # 4 reviews per class make one block of 250 ids: nothing to hold out.
+    small = write_sample_aclimdb(tmp_path / "small", (4, 4))
+    with pytest.raises(ValueError, match="blocks of 250 review ids"):
+        tutorial.main(quick_args(small, tmp_path, "--validation-split-by", "id_blocks"))
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.real_data

@@ -65,6 +65,7 @@ import keras
 from kerasrnn import experiment
 from kerasrnn import text_classification as tc
 from kerasrnn.datasets import load_imdb
+from kerasrnn.datasets.imdb import VALIDATION_SPLITS
 
 """
 ## Settings
@@ -200,6 +201,14 @@ def parse_args(argv=None):
         help=f"Default: {VALIDATION_SPLIT}",
     )
     add(
+        "--validation-split-by",
+        choices=VALIDATION_SPLITS,
+        default="random",
+        help="Hold out single reviews (random) or whole blocks of consecutive "
+        "review ids, mostly whole movies, as the test set does (id_blocks; "
+        "needs --data-dir). Default: random",
+    )
+    add(
         "--limit",
         type=int,
         default=None,
@@ -266,6 +275,7 @@ def load_data(args):
         data_dir=args.data_dir,
         source=args.source,
         validation_split=args.validation_split,
+        validation_split_by=args.validation_split_by,
         seed=args.seed,
         cache_dir=args.cache_dir,
     )
@@ -359,6 +369,7 @@ def check_same_settings(output_dir, settings):
     with open(path) as f:
         before = json.load(f)
     before.setdefault("ensemble", 1)  # runs from before --ensemble existed
+    before.setdefault("validation_split_by", "random")  # and --validation-split-by
     changed = sorted(
         key
         for key in set(before) | set(settings)

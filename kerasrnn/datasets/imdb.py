@@ -14,7 +14,9 @@ Three sources give the same pipeline:
 
 The reviews of every source are read into memory (about 65 MB of text for
 the 50,000 reviews), the validation split is carved from the training reviews
-by a seeded, class-stratified draw (never from the test reviews), and each
+by a seeded, class-stratified draw (never from the test reviews): of single
+reviews, or of whole blocks of consecutive review ids (`"id_blocks"`, which
+holds out whole movies; see `split_validation_by_id_blocks`), and each
 split becomes `Dataset.from_tensor_slices(...).cache()`, the training split
 reshuffled every epoch from the same seed, the validation and test splits in
 one fixed seeded order, with prefetching at the end.
@@ -35,6 +37,10 @@ SOURCES = ("auto", "tfds", "directory", "keras")
 CLASS_NAMES = ("neg", "pos")  # index = label
 SPLIT_FOLDERS = ("train/pos", "train/neg", "test/pos", "test/neg")
 CACHE_ENV = "KERASRNN_CACHE_DIR"
+VALIDATION_SPLITS = ("random", "id_blocks")
+# Reviews held out together by the "id_blocks" split (consecutive ids, per
+# class): several movies' worth, since a movie has at most 30 reviews.
+ID_BLOCK_SIZE = 250
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +75,7 @@ def load_imdb(
     batch_size=None,
     cache_dir=None,
     tfds_data_dir=None,
+    validation_split_by="random",
 ):
     """Loads IMDB into train / validation / test `tf.data` pipelines.
 
@@ -86,6 +93,12 @@ def load_imdb(
         cache_dir: Where an archive is extracted. Default: the environment
             variable `KERASRNN_CACHE_DIR`, else `~/.cache/kerasrnn`.
         tfds_data_dir: `data_dir` of `tensorflow_datasets`. Default: its own.
+        validation_split_by: `"random"` holds out single reviews;
+            `"id_blocks"` holds out whole blocks of `ID_BLOCK_SIZE`
+            consecutive review ids per class, so mostly whole movies, as the
+            test set does (`split_validation_by_id_blocks`). `"id_blocks"`
+            needs the review ids of the aclImdb file names, so
+            `source="directory"`. Default: `"random"`.
 
     Returns:
         An `IMDBData`.
@@ -123,15 +136,26 @@ def load_imdb(
         raise ValueError(
             f"batch_size must be a positive integer or None. Received: batch_size={batch_size!r}"
         )
+    if validation_split_by not in VALIDATION_SPLITS:
+        raise ValueError(
+            f"validation_split_by must be one of {VALIDATION_SPLITS}. "
+            f"Received: validation_split_by={validation_split_by!r}"
+        )
     if source == "auto":
         source = "directory" if data_dir is not None else "tfds"
+    if validation_split_by == "id_blocks" and source != "directory":
+        raise ValueError(
+            "validation_split_by='id_blocks' needs the review ids in the aclImdb "
+            "file names, so a data_dir (source='directory'). "
+            f"Received: source={source!r}"
+        )
     if source == "directory":
         if data_dir is None:
             raise ValueError(
                 "source='directory' needs a data_dir. Received: data_dir=None"
             )
         location = find_aclimdb(data_dir, cache_dir=cache_dir)
-        splits = read_aclimdb(location)
+        splits = read_aclimdb(location, with_ids=validation_split_by == "id_blocks")
     elif source == "tfds":
         location = "tensorflow_datasets:imdb_reviews"
         splits = _read_tfds(tfds_data_dir)
@@ -139,12 +163,18 @@ def load_imdb(
         location = "keras.datasets.imdb"
         splits = _read_keras()
 
-    (train_texts, train_labels), (val_texts, val_labels) = split_validation(
+    split = (
+        split_validation_by_id_blocks
+        if validation_split_by == "id_blocks"
+        else split_validation
+    )
+    (train_texts, train_labels), (val_texts, val_labels) = split(
         *splits["train"], validation_split=validation_split, seed=seed
     )
+    test_texts, test_labels = splits["test"][:2]
     # A fixed, seeded order, so that a prefix (`take(n)`) holds both classes.
-    order = np.random.default_rng(seed).permutation(len(splits["test"][1]))
-    test_texts, test_labels = (a[order] for a in splits["test"])
+    order = np.random.default_rng(seed).permutation(len(test_labels))
+    test_texts, test_labels = test_texts[order], test_labels[order]
     return IMDBData(
         train=_pipeline(train_texts, train_labels, batch_size, shuffle_seed=seed),
         validation=_pipeline(val_texts, val_labels, batch_size),
@@ -181,6 +211,58 @@ def split_validation(texts, labels, validation_split, seed):
             f"reviews leaves {len(train_index)} for training and "
             f"{len(val_index)} for validation; both must be non-empty."
         )
+    return (texts[train_index], labels[train_index]), (
+        texts[val_index],
+        labels[val_index],
+    )
+
+
+def split_validation_by_id_blocks(
+    texts, labels, ids, validation_split, seed, block_size=None
+):
+    """Holds out whole blocks of consecutive review ids, per class.
+
+    The reviews of each class, in id order, are cut into blocks of
+    `block_size` (default `ID_BLOCK_SIZE`); `round(validation_split * blocks)`
+    blocks of each class, drawn with `seed`, are held out.
+
+    Why: the aclImdb archive numbers each folder's reviews movie by movie
+    (two reviews with adjacent ids share about 88 times more rare words than
+    two random ones), and a random split puts reviews of the same movies on
+    both sides, so validation rewards memorising movies, which the test set
+    (movies disjoint from training) does not. A block split holds out mostly
+    whole movies. It errs the other way: a held-out movie's reviews of the
+    other label stay in training, so it reads below the test set.
+
+    Returns:
+        `((train_texts, train_labels), (val_texts, val_labels))`, each in a
+        seeded random order.
+
+    Raises:
+        ValueError: A class has too few blocks to hold out at least one and
+            keep at least one.
+    """
+    block_size = ID_BLOCK_SIZE if block_size is None else block_size
+    rng = np.random.default_rng(seed)
+    train_index, val_index = [], []
+    for label in np.unique(labels):
+        index = np.flatnonzero(labels == label)
+        index = index[np.argsort(ids[index], kind="stable")]
+        blocks = np.arange(len(index)) // block_size
+        n_blocks = int(blocks[-1]) + 1
+        n_val = int(round(validation_split * n_blocks))
+        if not 0 < n_val < n_blocks:
+            raise ValueError(
+                f"validation_split={validation_split!r} of {n_blocks} blocks of "
+                f"{block_size} review ids (class {label}, {len(index)} reviews) "
+                f"holds out {n_val} blocks; at least one must be held out and "
+                "one kept."
+            )
+        held_out = np.isin(blocks, rng.choice(n_blocks, n_val, replace=False))
+        val_index.append(index[held_out])
+        train_index.append(index[~held_out])
+    train_index = rng.permutation(np.concatenate(train_index))
+    val_index = rng.permutation(np.concatenate(val_index))
     return (texts[train_index], labels[train_index]), (
         texts[val_index],
         labels[val_index],
@@ -316,16 +398,26 @@ def _check_members(tar, dest):  # pragma: no cover - old Python only
             raise ValueError(f"Unsafe path in archive: {member.name!r}")
 
 
-def read_aclimdb(root):
+def read_aclimdb(root, with_ids=False):
     """Reads `root/{train,test}/{neg,pos}/*.txt` in sorted order.
+
+    Args:
+        root: The `aclImdb` folder.
+        with_ids: Also return each review's id, the `<id>` of its file name
+            `<id>_<rating>.txt`. Default: `False`.
 
     Returns:
         `{"train": (texts, labels), "test": (texts, labels)}`, `texts` a NumPy
-        array of `str`, `labels` an `int64` array with 1 for `pos`.
+        array of `str`, `labels` an `int64` array with 1 for `pos`; with
+        `with_ids`, `(texts, labels, ids)`, `ids` an `int64` array.
+
+    Raises:
+        ValueError: `with_ids` and a file name that does not start with an
+            integer id.
     """
     splits = {}
     for split in ("train", "test"):
-        texts, labels = [], []
+        texts, labels, ids = [], [], []
         for label, name in enumerate(CLASS_NAMES):
             folder = os.path.join(root, split, name)
             for filename in _review_files(folder):
@@ -334,8 +426,22 @@ def read_aclimdb(root):
                 ) as f:
                     texts.append(f.read())
                 labels.append(label)
+                if with_ids:
+                    ids.append(_review_id(folder, filename))
         splits[split] = (np.array(texts, dtype=object), np.array(labels, np.int64))
+        if with_ids:
+            splits[split] += (np.array(ids, np.int64),)
     return splits
+
+
+def _review_id(folder, filename):
+    review_id = filename.split("_", 1)[0]
+    if not review_id.isdigit():
+        raise ValueError(
+            "aclImdb review files are named <id>_<rating>.txt; the review ids "
+            f"are needed to split by id blocks. Received: {filename!r} in {folder!r}"
+        )
+    return int(review_id)
 
 
 # --- tensorflow_datasets and keras.datasets -----------------------------------

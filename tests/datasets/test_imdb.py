@@ -74,6 +74,89 @@ def test_folder_gives_right_labels_counts_and_splits(fixture_folder, tmp_path):
     assert sorted(adapt_texts) == sorted(t for t, _ in train)
 
 
+def review_ids_by_text(folder, split="train"):
+    """{text: (label, id)} with the id read from each file's name."""
+    out = {}
+    for label, name in ((0, "neg"), (1, "pos")):
+        directory = os.path.join(folder, split, name)
+        for filename in os.listdir(directory):
+            with open(os.path.join(directory, filename), encoding="utf-8") as f:
+                out[f.read()] = (label, int(filename.split("_")[0]))
+    return out
+
+
+def test_id_block_split_holds_out_whole_blocks_of_each_class(
+    fixture_folder, tmp_path, monkeypatch
+):
+    # Blocks of 2 ids: 6 positive blocks and 4 negative ones; a quarter of
+    # each, rounded, is 2 and 1 blocks held out.
+    monkeypatch.setattr(imdb, "ID_BLOCK_SIZE", 2)
+    data = load_imdb(
+        fixture_folder,
+        validation_split=0.25,
+        validation_split_by="id_blocks",
+        cache_dir=tmp_path,
+    )
+    truth = review_ids_by_text(fixture_folder)
+    train, validation = pairs(data.train), pairs(data.validation)
+    assert data.num_examples == {"train": 14, "validation": 6, "test": 12}
+    assert collections.Counter(y for _, y in validation) == {1: 4, 0: 2}
+    assert {t for t, _ in train} | {t for t, _ in validation} == set(truth)
+    assert not {t for t, _ in train} & {t for t, _ in validation}
+    for text, label in train + validation:
+        assert truth[text][0] == label
+    # Each class's ids in order, cut in twos: every block lies wholly on one side.
+    held_out = {t for t, _ in validation}
+    for label in (0, 1):
+        texts = sorted((i, t) for t, (y, i) in truth.items() if y == label)
+        for k in range(0, len(texts), 2):
+            sides = {t in held_out for _, t in texts[k : k + 2]}
+            assert len(sides) == 1, f"block {k // 2} of class {label} is split"
+
+
+def test_id_block_split_is_seeded_and_draws_different_blocks_per_seed():
+    ids = np.arange(40)
+    labels = np.repeat([0, 1], 20)
+    texts = np.array([f"r{i}" for i in ids], dtype=object)
+
+    def held_out(seed):
+        _, (val_texts, _) = imdb.split_validation_by_id_blocks(
+            texts, labels, ids, validation_split=0.2, seed=seed, block_size=4
+        )
+        return sorted(val_texts)
+
+    assert held_out(0) == held_out(0)
+    assert len({tuple(held_out(seed)) for seed in range(6)}) > 1
+    # Ids, not file order, define the blocks: shuffled inputs, same blocks.
+    order = np.random.default_rng(1).permutation(40)
+    _, (val_texts, _) = imdb.split_validation_by_id_blocks(
+        texts[order], labels[order], ids[order], 0.2, seed=0, block_size=4
+    )
+    blocks = {int(t[1:]) // 4 for t in val_texts}
+    assert len(val_texts) == 8 and len(blocks) == 2
+
+
+def test_id_block_split_needs_enough_blocks_and_a_folder(fixture_folder, tmp_path):
+    # 250 ids per block: the fixture's classes are one block each.
+    with pytest.raises(ValueError, match="blocks of 250 review ids"):
+        load_imdb(fixture_folder, validation_split_by="id_blocks", cache_dir=tmp_path)
+    with pytest.raises(ValueError, match="source='tfds'"):
+        load_imdb(validation_split_by="id_blocks")
+    with pytest.raises(ValueError, match="validation_split_by must be one of"):
+        load_imdb(fixture_folder, validation_split_by="movies")
+
+
+def test_id_blocks_need_ids_in_the_file_names(fixture_folder, tmp_path, monkeypatch):
+    monkeypatch.setattr(imdb, "ID_BLOCK_SIZE", 2)
+    folder = os.path.join(fixture_folder, "train", "pos")
+    first = sorted(os.listdir(folder))[0]
+    os.rename(os.path.join(folder, first), os.path.join(folder, "best_10.txt"))
+    with pytest.raises(ValueError, match="best_10.txt"):
+        load_imdb(fixture_folder, validation_split_by="id_blocks", cache_dir=tmp_path)
+    # The random split does not need the ids.
+    assert load_imdb(fixture_folder, cache_dir=tmp_path).num_examples["train"] == 18
+
+
 def test_parent_folder_and_archive_give_the_same_data(fixture_folder, tmp_path):
     from_folder = load_imdb(fixture_folder, seed=1, cache_dir=tmp_path / "c1")
     from_parent = load_imdb(
