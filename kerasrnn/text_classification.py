@@ -217,6 +217,75 @@ class HeadTailCrop(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
+class TokenDropout(keras.layers.Layer):
+    """Word dropout: in training, each real token id becomes the
+    out-of-vocabulary id with probability `rate`.
+
+    The model then cannot lean on any single word (a film's title, an
+    actor's name) and must read the rest of the review. Padding (id 0) is
+    never touched, so masks stay as they were; at inference the ids pass
+    unchanged.
+
+    Args:
+        rate: Float in [0, 1), the chance that a token is replaced.
+        oov_id: Integer id that replaces it. Default: 1 (`TextVectorization`'s
+            out-of-vocabulary id).
+        seed: Seed of the random draws. Default: `None`.
+
+    Call arguments:
+        inputs: An integer tensor of token ids, 0 = padding.
+        training: Python boolean; replace tokens only when true.
+
+    Returns:
+        A tensor of the same shape and dtype.
+
+    Example:
+
+    >>> TokenDropout(0.5, seed=0)(np.array([[5, 6, 7, 0]]), training=False)
+    array([[5, 6, 7, 0]])
+
+    Reference:
+        Iyyer, Manjunatha, Boyd-Graber & Daume III, "Deep Unordered
+        Composition Rivals Syntactic Methods for Text Classification",
+        ACL 2015 (word dropout).
+    """
+
+    def __init__(self, rate, oov_id=1, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)):
+            raise ValueError(f"rate must be a float in [0, 1). Received: rate={rate!r}")
+        if not 0 <= rate < 1:
+            raise ValueError(f"rate must be a float in [0, 1). Received: rate={rate!r}")
+        if isinstance(oov_id, bool) or not isinstance(oov_id, (int, np.integer)):
+            raise ValueError(
+                f"oov_id must be a positive integer. Received: oov_id={oov_id!r}"
+            )
+        if oov_id <= 0:
+            raise ValueError(
+                f"oov_id must be a positive integer. Received: oov_id={oov_id!r}"
+            )
+        self.rate = float(rate)
+        self.oov_id = int(oov_id)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=False):
+        ids = ops.convert_to_tensor(inputs)
+        if not training or self.rate == 0:
+            return ids
+        draw = keras.random.uniform(ops.shape(ids), seed=self.seed_generator)
+        dropped = ops.logical_and(draw < self.rate, ops.not_equal(ids, 0))
+        return ops.where(dropped, ops.cast(self.oov_id, ids.dtype), ids)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = {"rate": self.rate, "oov_id": self.oov_id, "seed": self.seed}
+        return {**super().get_config(), **config}
+
+
+@keras.saving.register_keras_serializable(package="kerasrnn")
 class MaskedPooling(keras.layers.Layer):
     """Pools a sequence over its unmasked steps: max, mean or both.
 
@@ -296,10 +365,12 @@ def build_classifier(
     dense_units=0,
     seed=0,
     name=None,
+    token_dropout=0.0,
 ):
     """The sentiment classifier from token ids to `P(positive)`.
 
-    `ids (batch, T)` -> `Embedding(vocabulary_size, embedding_dim,
+    `ids (batch, T)` -> optional `TokenDropout(token_dropout)` ->
+    `Embedding(vocabulary_size, embedding_dim,
     mask_zero=True)` -> `SpatialDropout1D(embedding_dropout)` ->
     `num_layers` recurrent layers of `units` (each wrapped in
     `Bidirectional` when asked) -> `MaskedPooling(pooling)` of the last
@@ -329,6 +400,8 @@ def build_classifier(
         seed: Seed of the weights and dropout. Default: 0.
         name: Name of the model (members of an ensemble need distinct
             names). Default: `None` (`"imdb_<cell>"`).
+        token_dropout: Chance that a token becomes the out-of-vocabulary id
+            in training (`TokenDropout`), in [0, 1); 0 for none. Default: 0.
 
     Returns:
         An uncompiled `keras.Model` named `name`.
@@ -368,7 +441,11 @@ def build_classifier(
         raise ValueError(
             f"dense_units must be a non-negative integer. Received: dense_units={dense_units!r}"
         )
-    for name, value in (("embedding_dropout", embedding_dropout), ("dropout", dropout)):
+    for name, value in (
+        ("embedding_dropout", embedding_dropout),
+        ("dropout", dropout),
+        ("token_dropout", token_dropout),
+    ):
         if (
             isinstance(value, bool)
             or not isinstance(value, (int, float))
@@ -381,6 +458,11 @@ def build_classifier(
     seeds = iter(range(seed * 1000, seed * 1000 + 1000))
     layer_class = CELLS[cell]
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    x = token_ids
+    if token_dropout:
+        # Its seed comes after all the others, so that models without it
+        # keep their weights and dropout masks.
+        x = TokenDropout(token_dropout, seed=seed * 1000 + 999, name="token_dropout")(x)
     x = keras.layers.Embedding(
         vocabulary_size,
         embedding_dim,
@@ -389,7 +471,7 @@ def build_classifier(
             -0.05, 0.05, seed=next(seeds)
         ),
         name="embedding",
-    )(token_ids)
+    )(x)
     if embedding_dropout:
         x = keras.layers.SpatialDropout1D(
             embedding_dropout, seed=next(seeds), name="embedding_dropout"

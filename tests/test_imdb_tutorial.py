@@ -258,10 +258,20 @@ def test_ensemble_resumes_after_its_first_member_and_serves_the_mean(tmp_path):
             "--eval-max-length=8. Received: 16",
         ),
         (["--eval-max-length", "0"], "--eval-max-length must be positive. Received: 0"),
+        (["--token-dropout", "1"], "--token-dropout must be in [0, 1). Received: 1.0"),
+        (["--dropout", "-0.1"], "--dropout must be in [0, 1). Received: -0.1"),
     ],
-    ids=["zero", "negative", "with-gradient-norms", "head-over-eval-length", "eval-0"],
+    ids=[
+        "zero",
+        "negative",
+        "with-gradient-norms",
+        "head-over-eval-length",
+        "eval-0",
+        "token-dropout",
+        "dropout",
+    ],
 )
-def test_bad_ensemble_size_is_refused_before_anything_is_written(
+def test_bad_flags_are_refused_before_anything_is_written(
     tmp_path, capsys, flags, message
 ):
     folder = write_sample_aclimdb(tmp_path / "data", (2, 2))

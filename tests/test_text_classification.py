@@ -124,6 +124,62 @@ def test_masked_pooling_validation_and_config():
     assert tc.MaskedPooling.from_config(layer.get_config()).mode == "mean"
 
 
+# --- word dropout ------------------------------------------------------------------
+
+
+def test_token_dropout_replaces_real_tokens_at_its_rate_in_training_only():
+    rng = np.random.default_rng(0)
+    ids = rng.integers(2, 1000, (200, 60)).astype("int32")
+    ids[:, 45:] = 0  # right padding
+    layer = tc.TokenDropout(0.3, seed=1)
+    out = to_numpy(layer(ids, training=True))
+    real = ids != 0
+    replaced = out != ids
+    # Only real tokens change, and only into the unknown word's id.
+    assert not np.any(replaced & ~real)
+    assert np.all(out[replaced] == 1)
+    # 9,000 real tokens: the observed rate is within 4 standard errors of 0.3.
+    rate = replaced[real].mean()
+    assert abs(rate - 0.3) < 4 * math.sqrt(0.3 * 0.7 / real.sum())
+    # A second call draws afresh; inference leaves the ids alone.
+    assert np.any(to_numpy(layer(ids, training=True)) != out)
+    np.testing.assert_array_equal(to_numpy(layer(ids, training=False)), ids)
+    np.testing.assert_array_equal(to_numpy(layer(ids)), ids)
+    other = tc.TokenDropout(0.3, oov_id=7, seed=1)
+    assert set(np.unique(to_numpy(other(ids, training=True))[replaced])) <= {7}
+
+
+def test_token_dropout_validation_and_config():
+    for rate in (-0.1, 1.0, True, "0.1"):
+        with pytest.raises(ValueError, match="rate must be a float in"):
+            tc.TokenDropout(rate)
+    for oov_id in (0, -1, 1.5):
+        with pytest.raises(ValueError, match="oov_id must be a positive integer"):
+            tc.TokenDropout(0.1, oov_id=oov_id)
+    layer = tc.TokenDropout(0.25, oov_id=3, seed=5)
+    copy = tc.TokenDropout.from_config(layer.get_config())
+    assert (copy.rate, copy.oov_id, copy.seed) == (0.25, 3, 5)
+
+
+def test_classifier_with_token_dropout_keeps_the_other_weights():
+    """Word dropout adds no weights and, seeded after the others, leaves the
+    weights of the same classifier without it unchanged; it only acts in
+    training."""
+    plain = small_classifier("lstm")
+    dropping = small_classifier("lstm", token_dropout=0.2)
+    assert dropping.get_layer("token_dropout").rate == 0.2
+    assert len(plain.get_weights()) == len(dropping.get_weights())
+    for a, b in zip(plain.get_weights(), dropping.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    x = review_batch()
+    np.testing.assert_allclose(
+        to_numpy(dropping(x, training=False)),
+        to_numpy(plain(x, training=False)),
+        atol=ATOL,
+        rtol=RTOL,
+    )
+
+
 # --- the classifier ------------------------------------------------------------------
 
 VOCAB = 40
@@ -239,9 +295,18 @@ def test_classifier_output_and_keras_round_trip(tmp_path):
         ({"units": 0}, "units must be a positive integer"),
         ({"num_layers": 0}, "num_layers must be a positive integer"),
         ({"dropout": 1.0}, "dropout must be a float"),
+        ({"token_dropout": 1.0}, "token_dropout must be a float"),
         ({"dense_units": -1}, "dense_units must be a non-negative"),
     ],
-    ids=["cell", "pooling", "units", "num_layers", "dropout", "dense_units"],
+    ids=[
+        "cell",
+        "pooling",
+        "units",
+        "num_layers",
+        "dropout",
+        "token_dropout",
+        "dense_units",
+    ],
 )
 def test_classifier_rejects_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -409,7 +474,10 @@ def test_export_serves_raw_strings_like_the_keras_model(fixture_data, tmp_path):
 
     data, vectorizer = fixture_data
     crop = tc.HeadTailCrop(10, head_length=2)
-    model = tc.build_classifier(vectorizer.vocabulary_size(), units=5, embedding_dim=6)
+    # With word dropout, which must be inactive in the served model.
+    model = tc.build_classifier(
+        vectorizer.vocabulary_size(), units=5, embedding_dim=6, token_dropout=0.5
+    )
     reviews = [t.decode() for batch in data.train_texts for t in batch.numpy()][:6]
     reviews += ["", "great " * 30, "Awful!<br />"]
     expected = to_numpy(model(crop(vectorizer(tf.constant(reviews))), training=False))[

@@ -86,6 +86,7 @@ NUM_LAYERS = 1  # recurrent layers stacked
 BIDIRECTIONAL = True  # read the review forwards and backwards
 POOLING = "max_mean"  # how the outputs over time become one vector
 EMBEDDING_DROPOUT = 0.25  # fraction of word-vector channels dropped per review
+TOKEN_DROPOUT = 0.0  # chance a training token becomes the unknown word
 DROPOUT = 0.25  # dropout before the output layer
 BATCH_SIZE = 64  # reviews per gradient step
 LEARNING_RATE = 2e-3  # Adam's initial step size
@@ -178,6 +179,13 @@ def parse_args(argv=None):
         default=EMBEDDING_DROPOUT,
         help=f"Default: {EMBEDDING_DROPOUT}",
     )
+    add(
+        "--token-dropout",
+        type=float,
+        default=TOKEN_DROPOUT,
+        help="Chance that a training token is replaced by the unknown word "
+        f"(word dropout). Default: {TOKEN_DROPOUT}",
+    )
     add("--dropout", type=float, default=DROPOUT, help=f"Default: {DROPOUT}")
     add("--batch-size", type=int, default=BATCH_SIZE, help=f"Default: {BATCH_SIZE}")
     add(
@@ -245,6 +253,12 @@ def parse_args(argv=None):
         if getattr(args, name) <= 0:
             parser.error(
                 f"--{name.replace('_', '-')} must be positive. "
+                f"Received: {getattr(args, name)}"
+            )
+    for name in ("embedding_dropout", "dropout", "token_dropout"):
+        if not 0 <= getattr(args, name) < 1:
+            parser.error(
+                f"--{name.replace('_', '-')} must be in [0, 1). "
                 f"Received: {getattr(args, name)}"
             )
     if not 0 <= args.head_length <= min(args.max_length, args.eval_max_length):
@@ -323,6 +337,7 @@ def build_model(args, vocabulary_size, steps_per_epoch, seed=None, name=None):
         pooling=args.pooling,
         embedding_dropout=args.embedding_dropout,
         dropout=args.dropout,
+        token_dropout=args.token_dropout,
         seed=args.seed if seed is None else seed,
         name=name,
     )
@@ -370,6 +385,7 @@ def check_same_settings(output_dir, settings):
         before = json.load(f)
     before.setdefault("ensemble", 1)  # runs from before --ensemble existed
     before.setdefault("validation_split_by", "random")  # and --validation-split-by
+    before.setdefault("token_dropout", 0.0)  # and --token-dropout
     changed = sorted(
         key
         for key in set(before) | set(settings)
