@@ -171,13 +171,7 @@ def test_classifier_with_token_dropout_keeps_the_other_weights():
     assert len(plain.get_weights()) == len(dropping.get_weights())
     for a, b in zip(plain.get_weights(), dropping.get_weights()):
         np.testing.assert_array_equal(a, b)
-    x = review_batch()
-    np.testing.assert_allclose(
-        to_numpy(dropping(x, training=False)),
-        to_numpy(plain(x, training=False)),
-        atol=ATOL,
-        rtol=RTOL,
-    )
+    assert_same_predictions(dropping, plain)
 
 
 # --- the classifier ------------------------------------------------------------------
@@ -219,6 +213,17 @@ def review_batch():
     return padded([rng.integers(2, VOCAB, n) for n in (9, 4, 1, 7)], 9)
 
 
+def assert_same_predictions(model, reference):
+    """Both models' inference outputs on `review_batch()` agree to 1e-5."""
+    x = review_batch()
+    np.testing.assert_allclose(
+        to_numpy(model(x, training=False)),
+        to_numpy(reference(x, training=False)),
+        atol=ATOL,
+        rtol=RTOL,
+    )
+
+
 CASES = [
     ("lstm", True, "max_mean", 1),
     ("lstm", False, "last", 2),
@@ -242,13 +247,7 @@ def test_classifier_matches_keras_builtins(cell, bidirectional, pooling, num_lay
     ]
     ours.set_weights(weights)
     theirs.set_weights(weights)
-    x = review_batch()
-    np.testing.assert_allclose(
-        to_numpy(ours(x, training=False)),
-        to_numpy(theirs(x, training=False)),
-        atol=ATOL,
-        rtol=RTOL,
-    )
+    assert_same_predictions(ours, theirs)
 
 
 @pytest.mark.parametrize(
