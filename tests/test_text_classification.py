@@ -646,3 +646,22 @@ def test_ensembles_reject_bad_member_counts(tmp_path, num_members):
         tc.train_ensemble(None, None, None, str(tmp_path), num_members=num_members)
     with pytest.raises(ValueError, match=re.escape(message)):
         tc.ensemble_in_progress(str(tmp_path), num_members)
+
+
+@tensorflow_only
+def test_a_keras_file_saved_by_an_earlier_version_still_loads():
+    """`tests/data/imdb_end_to_end_saved_by_241cea4.keras` is an end-to-end
+    model (vectoriser keeping marks, `HeadTailCrop(20, 4)`, a classifier with
+    `TokenDropout`) saved by commit 241cea4, before `text_classification`
+    became a package; it must load and predict what it predicted then."""
+    import tensorflow as tf
+
+    path = os.path.join(
+        os.path.dirname(__file__), "data", "imdb_end_to_end_saved_by_241cea4.keras"
+    )
+    model = keras.saving.load_model(path)
+    reviews = ["A great film!", "Awful, boring.<br />Really?", "ok", ""]
+    saved_then = [0.49772727489471436, 0.5001318454742432, 0.49929681420326233, 0.5]
+    np.testing.assert_allclose(
+        to_numpy(model(tf.constant(reviews))).reshape(-1), saved_then, atol=1e-6
+    )
