@@ -143,12 +143,17 @@ def run_fast_path(layer, sequences, initial_state, mask, training):
         if recurrent_mask is not None:
             recurrent_mask = tf.cast(recurrent_mask, dtype)
 
-    x = tf.transpose(x, (1, 0, 2))
+    batch, timesteps = x.shape[0], x.shape[1]
+    # The SimpleRNN kernel reads the batch-major sequence as it is; the
+    # others take it time-major. The step mask is time-major for all.
+    time_axis = 1 if kind == "simple_rnn" else 0
+    if time_axis == 0:
+        x = tf.transpose(x, (1, 0, 2))
     step_mask = None
     if mask is not None:
         step_mask = tf.transpose(tf.cast(mask, tf.bool))[:, :, None]
     if layer.go_backwards:
-        x = tf.reverse(x, [0])
+        x = tf.reverse(x, [time_axis])
         if step_mask is not None:
             step_mask = tf.reverse(step_mask, [0])
 
@@ -161,7 +166,12 @@ def run_fast_path(layer, sequences, initial_state, mask, training):
         "training": training,
         # Without return_sequences only the last state leaves the kernel.
         "sequences": layer.return_sequences,
-        "groups": batch_groups(x.shape[1]),
+        "groups": batch_groups(
+            batch,
+            most=simple_rnn.training_slices(batch, timesteps, x.shape[-1], cell.units)
+            if kind == "simple_rnn" and training
+            else None,
+        ),
     }
     weights = (kernel, recurrent_kernel, bias)
     if kind == "lstm":
@@ -179,7 +189,7 @@ def run_fast_path(layer, sequences, initial_state, mask, training):
     if layer.return_sequences:
         # The compiled kernels lose the static number of timesteps; the next
         # layer needs it (for instance to take the fast path itself).
-        h.set_shape(x.shape[:2].concatenate([cell.units]))
+        h.set_shape([timesteps, batch, cell.units])
         h_last, outputs = h[-1], h
         if step_mask is not None:
             if layer.zero_output_for_mask:
@@ -202,5 +212,5 @@ def run_fast_path(layer, sequences, initial_state, mask, training):
         outputs = last_output[:, None, :]
     new_states = [h_last, c_last] if kind == "lstm" else [h_last]
     for state in new_states:
-        state.set_shape(x.shape[1:2].concatenate([cell.units]))
+        state.set_shape([batch, cell.units])
     return last_output, outputs, new_states

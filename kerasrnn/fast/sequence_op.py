@@ -1,6 +1,8 @@
 """The whole-sequence op behind kerasrnn's fast path (TensorFlow only).
 
-A fast kernel is two compiled functions of time-major tensors:
+A fast kernel is two compiled functions of tensors with a batch axis (the
+sequence, the states, the masks) and weights; unless the kernel says
+otherwise (`sequence_op`'s `batch_axes`), the tensors are time-major:
 
 - `forward(*inputs, *constants, saved=False)` runs the recurrence over all
   steps and returns its outputs (the sequence of states, the final cell
@@ -36,7 +38,16 @@ def compiled(fn):
     return tf.function(fn, jit_compile=USE_XLA)
 
 
-def sequence_op(forward, backward, inputs, constants, training, batched, groups=1):
+def sequence_op(
+    forward,
+    backward,
+    inputs,
+    constants,
+    training,
+    batched,
+    groups=1,
+    batch_axes=None,
+):
     """Runs `forward` over the sequence with the hand-written `backward`.
 
     Args:
@@ -55,12 +66,15 @@ def sequence_op(forward, backward, inputs, constants, training, batched, groups=
         batched: How many leading `inputs` have a batch axis.
         groups: Number of batch slices run as independent kernel calls (see
             `batch_groups`).
+        batch_axes: The kernel's layout: `(input_axes, constant_axes,
+            output_axes)`, the batch axis of each of the `batched` inputs,
+            of each constant and of each output of `forward`; the gradients
+            have the layout of what they are the gradients of. `None` means
+            time-major: every such tensor is `(timesteps, batch, ...)` or
+            `(batch, ...)`, its batch axis `ndim - 2`.
 
     Returns:
         The outputs of `forward`, without the saved activations.
-
-    Every tensor with a batch axis is time-major `(timesteps, batch, ...)`
-    or `(batch, ...)`: its batch axis is `ndim - 2`.
 
     `backward` is called with `input_gradient=False` when no gradient tape
     watches the sequence (`inputs[0]`), as for the first layer of a model
@@ -75,11 +89,17 @@ def sequence_op(forward, backward, inputs, constants, training, batched, groups=
         # TensorFlow builds no gradient bookkeeping around them.
         frozen = [tf.stop_gradient(a) for a in args]
         fixed = [None if c is None else tf.stop_gradient(c) for c in constants]
-        sizes = _group_sizes(frozen[0], groups)
+        if batch_axes is None:
+            in_axes = [_time_major_axis(t) for t in frozen[:batched]]
+            const_axes = [_time_major_axis(c) for c in fixed]
+            out_axes = None  # known once `forward` has run
+        else:
+            in_axes, const_axes, out_axes = batch_axes
+        sizes = _group_sizes(frozen[0], in_axes[0], groups)
         parts = [
             (
-                _batch_slice(frozen[:batched], sizes, g) + frozen[batched:],
-                _batch_slice(fixed, sizes, g),
+                _batch_slice(frozen[:batched], in_axes, sizes, g) + frozen[batched:],
+                _batch_slice(fixed, const_axes, sizes, g),
             )
             for g in range(1 if sizes is None else len(sizes))
         ]
@@ -90,7 +110,12 @@ def sequence_op(forward, backward, inputs, constants, training, batched, groups=
             else:
                 outs = forward(*part_inputs, *part_constants, saved=False)
                 results.append((outs, None))
-        outputs = [_batch_concat(p) for p in zip(*(outs for outs, _ in results))]
+        if out_axes is None:
+            out_axes = [_time_major_axis(o) for o in results[0][0]]
+        outputs = [
+            _batch_concat(p, axis)
+            for p, axis in zip(zip(*(outs for outs, _ in results)), out_axes)
+        ]
 
         def grad(*grads):
             part_grads = []
@@ -101,7 +126,7 @@ def sequence_op(forward, backward, inputs, constants, training, batched, groups=
                     outs, saved = forward(*part_inputs, *part_constants, saved=True)
                 part_grads.append(
                     backward(
-                        _batch_slice(grads, sizes, g),
+                        _batch_slice(grads, out_axes, sizes, g),
                         part_inputs,
                         part_constants,
                         outs,
@@ -111,9 +136,11 @@ def sequence_op(forward, backward, inputs, constants, training, batched, groups=
                 )
             # Each slice's gradient of its batch rows; the weights' summed.
             by_input = list(zip(*part_grads))
-            return [_batch_concat(g) for g in by_input[:batched]] + [
+            rows = [_batch_concat(g, a) for g, a in zip(by_input[:batched], in_axes)]
+            weights = [
                 tf.add_n(list(g)) if len(g) > 1 else g[0] for g in by_input[batched:]
             ]
+            return rows + weights
 
         return tuple(outputs), grad
 
@@ -131,10 +158,10 @@ def _watched(tensor):
 
 
 # The fewest batch rows worth a kernel call of their own.
-_MIN_GROUP_ROWS = 8
+MIN_GROUP_ROWS = 8
 
 
-def batch_groups(batch_size):
+def batch_groups(batch_size, most=None):
     """How many batch slices to run side by side: on a CPU, one per thread.
 
     A step's recurrent matmul is too small for TensorFlow to spread over
@@ -143,7 +170,9 @@ def batch_groups(batch_size):
     compiled loop is a separate op, and TensorFlow's executor runs them on
     different cores at once (on 2 cores, B=64, T=100, 128 units: LSTM
     inference 0.74x -> 0.47x the time of `keras.layers.LSTM`). A GPU gets
-    one call. `batch_size` may be `None` (unknown until run time).
+    one call. `batch_size` may be `None` (unknown until run time); `most`
+    caps the number where a kernel gains too little from slices for what
+    each slice costs (`KERASRNN_FAST_GROUPS=n` overrides both).
     """
     override = os.environ.get("KERASRNN_FAST_GROUPS")
     if override:
@@ -153,35 +182,38 @@ def batch_groups(batch_size):
     threads = tf.config.threading.get_intra_op_parallelism_threads()
     groups = threads or os.cpu_count() or 1
     if batch_size is not None:
-        groups = min(groups, batch_size // _MIN_GROUP_ROWS)
+        groups = min(groups, batch_size // MIN_GROUP_ROWS)
+    if most is not None:
+        groups = min(groups, most)
     return max(1, groups)
 
 
-def _group_sizes(x, groups):
-    """Rows per slice of `x`'s batch axis (axis 1): as equal as they go."""
+def _group_sizes(x, axis, groups):
+    """Rows per slice of `x`'s batch axis `axis`: as equal as they go."""
     if groups == 1:
         return None
-    batch = x.shape[1] if x.shape[1] is not None else tf.shape(x)[1]
+    batch = x.shape[axis] if x.shape[axis] is not None else tf.shape(x)[axis]
     base = batch // groups
     return [base] * (groups - 1) + [batch - base * (groups - 1)]
 
 
-def _batch_axis(tensor):
-    return tensor.shape.rank - 2
+def _time_major_axis(tensor):
+    """The batch axis of a time-major tensor (`None` for `None`)."""
+    return None if tensor is None else tensor.shape.rank - 2
 
 
-def _batch_slice(tensors, sizes, index):
-    """Slice `index` of each tensor's batch axis (`None`s stay `None`)."""
+def _batch_slice(tensors, axes, sizes, index):
+    """Slice `index` of each tensor's batch axis, `axes` giving each one's
+    (`None`s stay `None`)."""
     tensors = list(tensors)
     if sizes is None:
         return tensors
     start = sum(sizes[:index]) if index else 0
     out = []
-    for t in tensors:
+    for t, axis in zip(tensors, axes, strict=True):
         if t is None:
             out.append(None)
             continue
-        axis = _batch_axis(t)
         begin = [0] * t.shape.rank
         begin[axis] = start
         size = [-1] * t.shape.rank
@@ -195,11 +227,11 @@ def _batch_slice(tensors, sizes, index):
     return out
 
 
-def _batch_concat(pieces):
+def _batch_concat(pieces, axis):
     """One tensor's slices joined along its batch axis (`None` stays)."""
     if len(pieces) == 1 or pieces[0] is None:
         return pieces[0]
-    return tf.concat(pieces, axis=_batch_axis(pieces[0]))
+    return tf.concat(pieces, axis=axis)
 
 
 def split_by_mask(step_mask, grad):
