@@ -665,3 +665,65 @@ def test_a_keras_file_saved_by_an_earlier_version_still_loads():
     np.testing.assert_allclose(
         to_numpy(model(tf.constant(reviews))).reshape(-1), saved_then, atol=1e-6
     )
+
+
+@pytest.mark.parametrize("num_members", [1, 3])
+def test_start_afresh_removes_what_an_earlier_run_left(tmp_path, num_members):
+    def touch(relative):
+        path = tmp_path / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("old")
+
+    single = ["training_log.csv", "checkpoints/best.weights.h5", "backup/imdb/x"]
+    for relative in [
+        "results.json",
+        "saved_model/saved_model.pb",
+        "members/0/member.json",
+        "keep.txt",
+        *single,
+    ]:
+        touch(relative)
+    tc.start_afresh(tmp_path, num_members, outputs=["results.json", "saved_model"])
+    left = sorted(
+        str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()
+    )
+    # A single model's own files stay for a single model (they are its
+    # resumable state); an ensemble keeps its files under members/ only.
+    assert left == (sorted(["keep.txt", *single]) if num_members == 1 else ["keep.txt"])
+    with pytest.raises(ValueError, match="num_members"):
+        tc.start_afresh(tmp_path, 0)
+
+
+def test_training_record_of_one_member_and_of_an_ensemble():
+    def member(seed, best, epochs):
+        history = [{"epoch": e, "val_accuracy": 0.5 + 0.1 * e} for e in range(epochs)]
+        return {
+            "seed": seed,
+            "best_epoch": best,
+            "best_val_accuracy": 0.5 + 0.1 * (best - 1),
+            "history": history,
+            "resumed": seed == 1,
+            "epochs_run": epochs,
+            "model": object(),
+        }
+
+    one = tc.training_record([member(0, 2, 3)])
+    assert one == {
+        "validation": {"best_epoch": 2, "best_accuracy": 0.6},
+        "history": member(0, 2, 3)["history"],
+        "resumed": False,
+        "epochs_run_by_this_process": 3,
+    }
+    labels = np.array([1, 0, 1, 0])
+    each = [np.array([0.9, 0.2, 0.4, 0.1]), np.array([0.8, 0.7, 0.6, 0.3])]
+    many = tc.training_record([member(0, 1, 2), member(1, 2, 2)], labels, each, 0.7)
+    assert many["test_members"] == [
+        {"seed": 0, "accuracy": 0.75},
+        {"seed": 1, "accuracy": 0.75},
+    ]
+    assert many["validation"]["accuracy"] == 0.7
+    assert [m["best_epoch"] for m in many["validation"]["members"]] == [1, 2]
+    assert [set(m) for m in many["members"]] == [
+        {"seed", "history", "resumed", "epochs_run"}
+    ] * 2
+    assert many["resumed"] is True and many["epochs_run_by_this_process"] == 4

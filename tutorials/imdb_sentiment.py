@@ -57,7 +57,6 @@ models trained with different seeds; without `--data-dir` it downloads
 import argparse
 import json
 import os
-import shutil
 import time
 
 import keras
@@ -444,25 +443,17 @@ def main(argv=None, extra_callbacks=()):
             check_same_settings(args.output_dir, settings)
         os.makedirs(args.output_dir, exist_ok=True)
         if not resuming:  # outputs of an earlier run must not pass for this one's
-            stale = [
-                "results.json",
-                f"imdb_{args.cell}.keras",
-                "learning_curves.png",
-                "gradient_norms.png",
-            ]
-            if args.ensemble > 1:  # a single model's training files
-                stale += [
-                    "training_log.csv",
-                    os.path.join("checkpoints", "best.weights.h5"),
-                ]
-            for name in stale:
-                if os.path.exists(os.path.join(args.output_dir, name)):
-                    os.remove(os.path.join(args.output_dir, name))
-            stale_dirs = ["saved_model", "members"]
-            if args.ensemble > 1:
-                stale_dirs.append("backup")
-            for name in stale_dirs:
-                shutil.rmtree(os.path.join(args.output_dir, name), ignore_errors=True)
+            tc.start_afresh(
+                args.output_dir,
+                args.ensemble,
+                outputs=[
+                    "results.json",
+                    f"imdb_{args.cell}.keras",
+                    "learning_curves.png",
+                    "gradient_norms.png",
+                    "saved_model",
+                ],
+            )
         experiment.write_json(os.path.join(args.output_dir, "settings.json"), settings)
         print(f"IMDB from {data.location} ({data.num_examples}); {device}")
 
@@ -572,49 +563,11 @@ def main(argv=None, extra_callbacks=()):
             figure.savefig(files["gradient_norms"], dpi=100)
     timings["total"] = total.seconds
 
-    if len(members) == 1:
-        (training,) = members
-        results = {
-            "test": test,
-            "validation": {
-                "best_epoch": training["best_epoch"],
-                "best_accuracy": training["best_val_accuracy"],
-            },
-            "history": training["history"],
-            "resumed": training["resumed"],
-            "epochs_run_by_this_process": training["epochs_run"],
-        }
+    results = {"test": test}
+    if len(models) == 1:
+        results.update(tc.training_record(members))
     else:
-        results = {
-            "test": test,
-            "test_members": [
-                {
-                    "seed": member["seed"],
-                    "accuracy": tc.binary_metrics(p, labels)["accuracy"],
-                }
-                for member, p in zip(members, each)
-            ],
-            "validation": {
-                "accuracy": validation_accuracy,
-                "members": [
-                    {
-                        "seed": member["seed"],
-                        "best_epoch": member["best_epoch"],
-                        "best_accuracy": member["best_val_accuracy"],
-                    }
-                    for member in members
-                ],
-            },
-            "members": [
-                {
-                    key: member[key]
-                    for key in ("seed", "history", "resumed", "epochs_run")
-                }
-                for member in members
-            ],
-            "resumed": any(member["resumed"] for member in members),
-            "epochs_run_by_this_process": sum(m["epochs_run"] for m in members),
-        }
+        results.update(tc.training_record(members, labels, each, validation_accuracy))
     results.update(
         {
             "num_examples": {

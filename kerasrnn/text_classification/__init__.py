@@ -73,8 +73,10 @@ from kerasrnn.text_classification.training import (
     plot_learning_curves,
     predict_dataset,
     predict_ensemble,
+    start_afresh,
     train_classifier,
     train_ensemble,
+    training_record,
 )
 
 __all__ = [
@@ -105,6 +107,8 @@ __all__ = [
     "serving_function",
     "standardize_review",
     "standardize_review_keeping_marks",
+    "start_afresh",
     "train_classifier",
     "train_ensemble",
+    "training_record",
 ]

@@ -3,6 +3,7 @@ the metrics and the learning curves."""
 
 import csv
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -253,6 +254,77 @@ def train_ensemble(
                 write_json(os.path.join(folder, MEMBER_RECORD), training)
         members.append({**training, "model": model})
     return members
+
+
+def start_afresh(output_dir, num_members, outputs=()):
+    """Deletes what an earlier run left in `output_dir` that a new run of
+    `num_members` members must not be taken for its own.
+
+    That is the paths in `outputs` (files or folders the caller writes at
+    the end, such as its results), the members' folders, and, for an
+    ensemble, a single model's training files in `output_dir` itself (its
+    log, best weights and backup). Call it only when
+    `ensemble_in_progress` is false: it removes what a resumed run needs.
+    """
+    _check_members(num_members, 0)
+    paths = [*outputs, "members"]
+    if num_members > 1:
+        paths += [
+            "training_log.csv",
+            os.path.join("checkpoints", "best.weights.h5"),
+            "backup",
+        ]
+    for name in paths:
+        path = os.path.join(output_dir, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.exists(path):
+            os.remove(path)
+
+
+def training_record(members, labels=None, test_each=None, validation_accuracy=None):
+    """What `train_ensemble` did, for a results file.
+
+    One member: its best epoch and validation accuracy, per-epoch history,
+    whether it resumed and how many epochs this process ran. Several: each
+    member's seed, best epoch and validation accuracy, history, resumption
+    and epochs, the ensemble's `validation_accuracy`, and each member's test
+    accuracy from its test probabilities `test_each` against `labels`.
+    """
+    if len(members) == 1:
+        (member,) = members
+        return {
+            "validation": {
+                "best_epoch": member["best_epoch"],
+                "best_accuracy": member["best_val_accuracy"],
+            },
+            "history": member["history"],
+            "resumed": member["resumed"],
+            "epochs_run_by_this_process": member["epochs_run"],
+        }
+    return {
+        "test_members": [
+            {"seed": m["seed"], "accuracy": binary_metrics(p, labels)["accuracy"]}
+            for m, p in zip(members, test_each)
+        ],
+        "validation": {
+            "accuracy": validation_accuracy,
+            "members": [
+                {
+                    "seed": m["seed"],
+                    "best_epoch": m["best_epoch"],
+                    "best_accuracy": m["best_val_accuracy"],
+                }
+                for m in members
+            ],
+        },
+        "members": [
+            {key: m[key] for key in ("seed", "history", "resumed", "epochs_run")}
+            for m in members
+        ],
+        "resumed": any(m["resumed"] for m in members),
+        "epochs_run_by_this_process": sum(m["epochs_run"] for m in members),
+    }
 
 
 def _average(outputs):
