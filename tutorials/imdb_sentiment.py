@@ -510,6 +510,7 @@ def main(argv=None, extra_callbacks=()):
             )
         models = [member["model"] for member in members]
         model = tc.average_ensemble(models, name=f"imdb_{args.cell}_ensemble")
+        validation_accuracy = None  # of the ensemble, when there is one
         if len(models) > 1:
             probabilities, _, labels = tc.predict_ensemble(models, validation_ds)
             validation_accuracy = tc.binary_metrics(probabilities, labels)["accuracy"]
@@ -563,11 +564,10 @@ def main(argv=None, extra_callbacks=()):
             figure.savefig(files["gradient_norms"], dpi=100)
     timings["total"] = total.seconds
 
-    results = {"test": test}
-    if len(models) == 1:
-        results.update(tc.training_record(members))
-    else:
-        results.update(tc.training_record(members, labels, each, validation_accuracy))
+    results = {
+        "test": test,
+        **tc.training_record(members, labels, each, validation_accuracy),
+    }
     results.update(
         {
             "num_examples": {

@@ -203,14 +203,21 @@ def split_validation(texts, labels, validation_split, seed):
         n_val = int(round(validation_split * len(index)))
         val_index.append(index[:n_val])
         train_index.append(index[n_val:])
-    train_index = rng.permutation(np.concatenate(train_index))
-    val_index = rng.permutation(np.concatenate(val_index))
-    if len(train_index) == 0 or len(val_index) == 0:
+    train, validation = _shuffled_split(texts, labels, train_index, val_index, rng)
+    if len(train[1]) == 0 or len(validation[1]) == 0:
         raise ValueError(
             f"validation_split={validation_split!r} of {len(labels)} training "
-            f"reviews leaves {len(train_index)} for training and "
-            f"{len(val_index)} for validation; both must be non-empty."
+            f"reviews leaves {len(train[1])} for training and "
+            f"{len(validation[1])} for validation; both must be non-empty."
         )
+    return train, validation
+
+
+def _shuffled_split(texts, labels, train_index, val_index, rng):
+    """`((train_texts, train_labels), (val_texts, val_labels))` from the
+    per-class lists of indices, each split in a random order from `rng`."""
+    train_index = rng.permutation(np.concatenate(train_index))
+    val_index = rng.permutation(np.concatenate(val_index))
     return (texts[train_index], labels[train_index]), (
         texts[val_index],
         labels[val_index],
@@ -261,12 +268,7 @@ def split_validation_by_id_blocks(
         held_out = np.isin(blocks, rng.choice(n_blocks, n_val, replace=False))
         val_index.append(index[held_out])
         train_index.append(index[~held_out])
-    train_index = rng.permutation(np.concatenate(train_index))
-    val_index = rng.permutation(np.concatenate(val_index))
-    return (texts[train_index], labels[train_index]), (
-        texts[val_index],
-        labels[val_index],
-    )
+    return _shuffled_split(texts, labels, train_index, val_index, rng)
 
 
 def _pipeline(texts, labels, batch_size, shuffle_seed=None):

@@ -2,9 +2,9 @@
 pooling over the review, and a sigmoid head. Runs on any Keras backend."""
 
 import keras
-import numpy as np
 from keras import ops
 
+from kerasrnn._validation import check_positive_int, check_rate
 from kerasrnn.layers.gru import GRU
 from kerasrnn.layers.lstm import LSTM
 from kerasrnn.layers.simple_rnn import SimpleRNN
@@ -156,14 +156,7 @@ def build_classifier(
         ("embedding_dim", embedding_dim),
         ("num_layers", num_layers),
     ):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, np.integer))
-            or value <= 0
-        ):
-            raise ValueError(
-                f"{name} must be a positive integer. Received: {name}={value!r}"
-            )
+        check_positive_int(name, value)
     if (
         isinstance(dense_units, bool)
         or not isinstance(dense_units, int)
@@ -177,14 +170,7 @@ def build_classifier(
         ("dropout", dropout),
         ("token_dropout", token_dropout),
     ):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not 0 <= value < 1
-        ):
-            raise ValueError(
-                f"{name} must be a float in [0, 1). Received: {name}={value!r}"
-            )
+        check_rate(name, value)
 
     seeds = iter(range(seed * 1000, seed * 1000 + 1000))
     layer_class = CELLS[cell]

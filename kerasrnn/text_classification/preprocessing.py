@@ -12,6 +12,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from kerasrnn._validation import check_positive_int, check_rate
+
 _PUNCTUATION = f"[{re.escape(string.punctuation)}]"
 
 
@@ -127,15 +129,7 @@ class HeadTailCrop(keras.layers.Layer):
 
     def __init__(self, max_length, head_length=None, **kwargs):
         super().__init__(**kwargs)
-        if (
-            isinstance(max_length, bool)
-            or not isinstance(max_length, (int, np.integer))
-            or max_length <= 0
-        ):
-            raise ValueError(
-                "max_length must be a positive integer. "
-                f"Received: max_length={max_length!r}"
-            )
+        check_positive_int("max_length", max_length)
         if head_length is None:
             head_length = max_length // 4
         if (
@@ -210,20 +204,8 @@ class TokenDropout(keras.layers.Layer):
 
     def __init__(self, rate, oov_id=1, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)):
-            raise ValueError(f"rate must be a float in [0, 1). Received: rate={rate!r}")
-        if not 0 <= rate < 1:
-            raise ValueError(f"rate must be a float in [0, 1). Received: rate={rate!r}")
-        if isinstance(oov_id, bool) or not isinstance(oov_id, (int, np.integer)):
-            raise ValueError(
-                f"oov_id must be a positive integer. Received: oov_id={oov_id!r}"
-            )
-        if oov_id <= 0:
-            raise ValueError(
-                f"oov_id must be a positive integer. Received: oov_id={oov_id!r}"
-            )
-        self.rate = float(rate)
-        self.oov_id = int(oov_id)
+        self.rate = check_rate("rate", rate)
+        self.oov_id = check_positive_int("oov_id", oov_id)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 

@@ -8,6 +8,8 @@ import shutil
 import keras
 import numpy as np
 
+from kerasrnn._validation import check_positive_int
+
 MONITOR = "val_accuracy"
 
 
@@ -125,15 +127,7 @@ def member_dir(output_dir, index, num_members):
 
 
 def _check_members(num_members, seed):
-    if (
-        isinstance(num_members, bool)
-        or not isinstance(num_members, (int, np.integer))
-        or num_members <= 0
-    ):
-        raise ValueError(
-            "num_members must be a positive integer. "
-            f"Received: num_members={num_members!r}"
-        )
+    check_positive_int("num_members", num_members)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed must be an integer. Received: seed={seed!r}")
 
