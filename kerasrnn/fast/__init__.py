@@ -9,10 +9,11 @@ few fused operations per step, a backpropagation-through-time pass written
 by hand under `tf.custom_gradient`, both passes compiled by XLA, and, on a
 CPU, the batch cut into one slice per core, run side by side
 (`kerasrnn.fast.sequence_op.batch_groups`; `KERASRNN_FAST_GROUPS=n`
-overrides the number). The SimpleRNN kernel reads the input batch-major, as
-the layer gets it, and trains on fewer slices where a slice's
-weight-gradient buffers would cost more memory than the time-major copy of
-the input that this spares (`kerasrnn.fast.simple_rnn.training_slices`). The backward pass leaves out the gradient with
+overrides the number). The kernels read the input batch-major, as the
+layer gets it, and train on fewer slices where a slice's weight-gradient
+buffers would cost more memory than the time-major copy of the input that
+this spares (`kerasrnn.fast.sequence_op.training_slices`). The backward
+pass leaves out the gradient with
 respect to the input sequence when no gradient tape watches it (a model's
 first layer). Outputs, states and gradients match the readable loop to
 float32 rounding.

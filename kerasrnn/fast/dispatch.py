@@ -124,7 +124,7 @@ def run_fast_path(layer, sequences, initial_state, mask, training):
     import tensorflow as tf
 
     from kerasrnn.fast import gru, lstm, simple_rnn
-    from kerasrnn.fast.sequence_op import batch_groups
+    from kerasrnn.fast.sequence_op import batch_groups, training_slices
 
     cell = layer.cell
     kind, _ = _kernel_for(cell)
@@ -143,17 +143,14 @@ def run_fast_path(layer, sequences, initial_state, mask, training):
         if recurrent_mask is not None:
             recurrent_mask = tf.cast(recurrent_mask, dtype)
 
+    # The kernels read the sequence batch-major, as the layer gets it; the
+    # step mask is time-major.
     batch, timesteps = x.shape[0], x.shape[1]
-    # The SimpleRNN kernel reads the batch-major sequence as it is; the
-    # others take it time-major. The step mask is time-major for all.
-    time_axis = 1 if kind == "simple_rnn" else 0
-    if time_axis == 0:
-        x = tf.transpose(x, (1, 0, 2))
     step_mask = None
     if mask is not None:
         step_mask = tf.transpose(tf.cast(mask, tf.bool))[:, :, None]
     if layer.go_backwards:
-        x = tf.reverse(x, [time_axis])
+        x = tf.reverse(x, [1])
         if step_mask is not None:
             step_mask = tf.reverse(step_mask, [0])
 
@@ -168,8 +165,14 @@ def run_fast_path(layer, sequences, initial_state, mask, training):
         "sequences": layer.return_sequences,
         "groups": batch_groups(
             batch,
-            most=simple_rnn.training_slices(batch, timesteps, x.shape[-1], cell.units)
-            if kind == "simple_rnn" and training
+            most=training_slices(
+                batch,
+                timesteps,
+                x.shape[-1],
+                cell.units,
+                gates=cell.kernel.shape[-1] // cell.units,
+            )
+            if training
             else None,
         ),
     }

@@ -51,7 +51,7 @@ def _forward(
             h_tm1_dropped = h_tm1 * recurrent_mask
         else:
             h_tm1_dropped = h_tm1
-        xw = tf.matmul(x[t], kernel) + bias
+        xw = tf.matmul(x[:, t], kernel) + bias
         x_zr, x_h = xw[:, : 2 * units], xw[:, 2 * units :]
         if reset_after:
             u = tf.matmul(h_tm1_dropped, recurrent_kernel) + recurrent_bias
@@ -73,7 +73,7 @@ def _forward(
     recorded = ["h"] if sequences or saved else []
     if saved:
         recorded += ["s", "hh"] + (["u_h"] if reset_after else [])
-    h_last, seq = time_loop(step, tf.shape(x)[0], h0, recorded, x.dtype)
+    h_last, seq = time_loop(step, tf.shape(x)[1], h0, recorded, x.dtype)
     outputs = (seq["h"] if sequences else h_last,)
     if not saved:
         return outputs
@@ -144,7 +144,7 @@ def _backward_loop(
         dh_tm1 = dh * 0.5 * (1 + s_z) + dh_dropped
         if mask is not None:
             dh_tm1 = dh_tm1 + dh_skip
-        d_kernel = d_kernel + tf.matmul(x[t], dxw, transpose_a=True)
+        d_kernel = d_kernel + tf.matmul(x[:, t], dxw, transpose_a=True)
         d_bias = d_bias + tf.reduce_sum(dxw, axis=0)
         states = (dh_tm1, d_kernel, d_recurrent, d_bias, d_recurrent_bias)
         if not input_gradient:
@@ -161,13 +161,15 @@ def _backward_loop(
     )
     (dh0, d_kernel, d_recurrent, d_bias, d_recurrent_bias), seq = time_loop(
         step,
-        tf.shape(x)[0],
+        tf.shape(x)[1],
         start,
         ["dx"] if input_gradient else [],
         x.dtype,
         backward=True,
     )
-    return seq.get("dx"), dh0, d_kernel, d_recurrent, d_bias, d_recurrent_bias
+    # The gradient has the layout of `x`: batch-major.
+    dx = tf.transpose(seq["dx"], (1, 0, 2)) if input_gradient else None
+    return dx, dh0, d_kernel, d_recurrent, d_bias, d_recurrent_bias
 
 
 _forward_compiled = compiled(_forward)
@@ -215,10 +217,10 @@ def gru_sequence(
     sequences=True,
     groups=1,
 ):
-    """Runs the GRU over the time-major sequence `x`.
+    """Runs the GRU over the batch-major sequence `x`.
 
     Args:
-        x: `(timesteps, batch, features)`, in the order the steps are taken
+        x: `(batch, timesteps, features)`, in the order the steps are taken
             (already reversed for `go_backwards`, input dropout applied).
         h0: Initial state, `(batch, units)`.
         kernel, recurrent_kernel, bias: The cell's fused weights, gate order
@@ -256,4 +258,8 @@ def gru_sequence(
         training,
         batched=2,
         groups=groups,
+        # As for the SimpleRNN: x (batch, timesteps, ...), h0 (batch, ...);
+        # mask (timesteps, batch, 1), recurrent_mask (batch, units); output
+        # (timesteps, batch, units) or (batch, units).
+        batch_axes=((0, 0), (1, 0), (1 if sequences else 0,)),
     )

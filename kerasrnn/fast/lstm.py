@@ -66,7 +66,7 @@ def _forward(
             h_tm1_dropped = h_tm1 * recurrent_mask
         else:
             h_tm1_dropped = h_tm1
-        xh = tf.concat([x[t], h_tm1_dropped], axis=-1)
+        xh = tf.concat([x[:, t], h_tm1_dropped], axis=-1)
         a = tf.tanh(tf.matmul(xh, stacked_kernel) + bias)
         a_i, a_f, g, a_o = tf.split(a, 4, axis=-1)
         c = 0.5 * ((1 + a_f) * c_tm1 + (1 + a_i) * g)
@@ -77,7 +77,7 @@ def _forward(
         return (h, c), {"h": h, "a": a, "c": c}
 
     recorded = (["h"] if sequences or saved else []) + (["a", "c"] if saved else [])
-    (h_last, c_last), seq = time_loop(step, tf.shape(x)[0], (h0, c0), recorded, x.dtype)
+    (h_last, c_last), seq = time_loop(step, tf.shape(x)[1], (h0, c0), recorded, x.dtype)
     outputs = (seq["h"] if sequences else h_last, c_last)
     if not saved:
         return outputs
@@ -114,7 +114,7 @@ def _backward_loop(
 ):
     features = x.shape[-1]
     units = h0.shape[-1]
-    batch = tf.shape(x)[1]
+    batch = tf.shape(x)[0]
 
     def step(t, dh, dc):
         """One step back; returns the gradients reaching step t - 1, `dz`
@@ -144,7 +144,7 @@ def _backward_loop(
         dc_tm1 = dc * 0.5 * (1 + a_f)
         if mask is not None:
             dh_tm1, dc_tm1 = dh_tm1 + dh_skip, dc_tm1 + dc_skip
-        return dh_tm1, dc_tm1, dz, tf.concat([x[t], h_tm1], axis=-1)
+        return dh_tm1, dc_tm1, dz, tf.concat([x[:, t], h_tm1], axis=-1)
 
     def steps_back(top, count, dh, dc, d_stacked, d_bias):
         """Steps `top, top - 1, ..., top - count + 1`; returns the new loop
@@ -172,9 +172,9 @@ def _backward_loop(
     # Chunks of `_CHUNK` steps, newest first, after a head of the newest
     # `steps % _CHUNK`; one step at a time if the length is known only at
     # run time (forced fast path).
-    steps = x.shape[0]
+    steps = x.shape[1]
     size = 1 if steps is None else _CHUNK
-    chunks = tf.shape(x)[0] if steps is None else steps // size
+    chunks = tf.shape(x)[1] if steps is None else steps // size
     head = 0 if steps is None else steps % size
     dx_parts = []
     if head:
@@ -193,7 +193,8 @@ def _backward_loop(
             dx_parts.insert(0, dx)
     if not input_gradient:
         return (None, *state)
-    return (tf.concat(dx_parts, axis=0), *state)
+    # The gradient has the layout of `x`: batch-major.
+    return (tf.transpose(tf.concat(dx_parts, axis=0), (1, 0, 2)), *state)
 
 
 _forward_compiled = compiled(_forward)
@@ -251,10 +252,10 @@ def lstm_sequence(
     sequences=True,
     groups=1,
 ):
-    """Runs the LSTM over the time-major sequence `x`.
+    """Runs the LSTM over the batch-major sequence `x`.
 
     Args:
-        x: `(timesteps, batch, features)`, in the order the steps are taken
+        x: `(batch, timesteps, features)`, in the order the steps are taken
             (already reversed for `go_backwards`, input dropout applied).
         h0, c0: Initial states, `(batch, units)`.
         kernel, recurrent_kernel, bias: The cell's fused weights, gate order
@@ -287,4 +288,8 @@ def lstm_sequence(
         training,
         batched=3,
         groups=groups,
+        # x (batch, timesteps, ...), h0 and c0 (batch, ...); mask (timesteps,
+        # batch, 1), recurrent_mask (batch, units); outputs: the states
+        # (timesteps, batch, units) or (batch, units), c_last (batch, units).
+        batch_axes=((0, 0, 0), (1, 0), (1 if sequences else 0, 0)),
     )

@@ -1,8 +1,8 @@
 """The whole-sequence op behind kerasrnn's fast path (TensorFlow only).
 
 A fast kernel is two compiled functions of tensors with a batch axis (the
-sequence, the states, the masks) and weights; unless the kernel says
-otherwise (`sequence_op`'s `batch_axes`), the tensors are time-major:
+sequence, the states, the masks) and weights; each kernel gives the batch
+axis of each such tensor (`sequence_op`'s `batch_axes`):
 
 - `forward(*inputs, *constants, saved=False)` runs the recurrence over all
   steps and returns its outputs (the sequence of states, the final cell
@@ -45,8 +45,8 @@ def sequence_op(
     constants,
     training,
     batched,
+    batch_axes,
     groups=1,
-    batch_axes=None,
 ):
     """Runs `forward` over the sequence with the hand-written `backward`.
 
@@ -64,14 +64,12 @@ def sequence_op(
             backward needs; if false it saves nothing and backward recomputes
             them.
         batched: How many leading `inputs` have a batch axis.
-        groups: Number of batch slices run as independent kernel calls (see
-            `batch_groups`).
         batch_axes: The kernel's layout: `(input_axes, constant_axes,
             output_axes)`, the batch axis of each of the `batched` inputs,
             of each constant and of each output of `forward`; the gradients
-            have the layout of what they are the gradients of. `None` means
-            time-major: every such tensor is `(timesteps, batch, ...)` or
-            `(batch, ...)`, its batch axis `ndim - 2`.
+            have the layout of what they are the gradients of.
+        groups: Number of batch slices run as independent kernel calls (see
+            `batch_groups`).
 
     Returns:
         The outputs of `forward`, without the saved activations.
@@ -89,12 +87,7 @@ def sequence_op(
         # TensorFlow builds no gradient bookkeeping around them.
         frozen = [tf.stop_gradient(a) for a in args]
         fixed = [None if c is None else tf.stop_gradient(c) for c in constants]
-        if batch_axes is None:
-            in_axes = [_time_major_axis(t) for t in frozen[:batched]]
-            const_axes = [_time_major_axis(c) for c in fixed]
-            out_axes = None  # known once `forward` has run
-        else:
-            in_axes, const_axes, out_axes = batch_axes
+        in_axes, const_axes, out_axes = batch_axes
         sizes = _group_sizes(frozen[0], in_axes[0], groups)
         parts = [
             (
@@ -110,8 +103,6 @@ def sequence_op(
             else:
                 outs = forward(*part_inputs, *part_constants, saved=False)
                 results.append((outs, None))
-        if out_axes is None:
-            out_axes = [_time_major_axis(o) for o in results[0][0]]
         outputs = [
             _batch_concat(p, axis)
             for p, axis in zip(zip(*(outs for outs, _ in results)), out_axes)
@@ -188,6 +179,34 @@ def batch_groups(batch_size, most=None):
     return max(1, groups)
 
 
+def training_slices(batch, timesteps, features, units, gates=1):
+    """The most batch slices worth running when the forward pass saves the
+    activations for a backward pass (`None`: no limit).
+
+    Each slice's backward loop holds its own weight-gradient accumulator and
+    per-step product, `2 (features + units) gates units` numbers (`gates`:
+    1 for the SimpleRNN, 3 for the GRU, 4 for the LSTM), until the end of the
+    training step; the kernels read the sequence batch-major, which spares a
+    time-major copy of it, `timesteps batch features` numbers. Slices are run
+    while what they add stays within that copy. With B=64 and 32 features at
+    T=100: two slices at 128 units for each kernel, one at 512 units (where
+    the LSTM's slice would add 8.5 MiB, and where one slice also trained as
+    fast as two, measured). A `batch` of `None` (known only at run time) is
+    taken as `MIN_GROUP_ROWS` rows per slice; an unknown number of
+    `timesteps` gets one slice.
+    """
+    if timesteps is None:
+        return 1
+    per_slice = 2 * (features + units) * gates * units
+    if batch is not None:
+        return 1 + timesteps * batch * features // per_slice
+    # g slices of the smallest size: (g - 1) per_slice <= g per_rows.
+    per_rows = timesteps * MIN_GROUP_ROWS * features
+    if per_slice <= per_rows:
+        return None
+    return max(1, per_slice // (per_slice - per_rows))
+
+
 def _group_sizes(x, axis, groups):
     """Rows per slice of `x`'s batch axis `axis`: as equal as they go."""
     if groups == 1:
@@ -195,11 +214,6 @@ def _group_sizes(x, axis, groups):
     batch = x.shape[axis] if x.shape[axis] is not None else tf.shape(x)[axis]
     base = batch // groups
     return [base] * (groups - 1) + [batch - base * (groups - 1)]
-
-
-def _time_major_axis(tensor):
-    """The batch axis of a time-major tensor (`None` for `None`)."""
-    return None if tensor is None else tensor.shape.rank - 2
 
 
 def _batch_slice(tensors, axes, sizes, index):

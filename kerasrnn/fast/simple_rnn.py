@@ -16,17 +16,17 @@ for sigmoid, `h > 0` for relu, 1 for linear):
 
 A masked step keeps `h_tm1`.
 
-Layout: the sequence `x` is batch-major, `(batch, timesteps, features)`, as
-the layer receives it, and each step reads `x[:, t]`; the step mask and the
-states of every step are time-major, `(timesteps, batch, ...)`. A time-major
-copy of `x` would be one more input-sized buffer held from the forward pass
-to the end of the backward pass.
+Layout (all three kernels): the sequence `x` is batch-major, `(batch,
+timesteps, features)`, as the layer receives it, and each step reads
+`x[:, t]`; the step mask and the states of every step are time-major,
+`(timesteps, batch, ...)`. A time-major copy of `x` would be one more
+input-sized buffer held from the forward pass to the end of the backward
+pass (`kerasrnn.fast.sequence_op.training_slices`).
 """
 
 import tensorflow as tf
 
 from kerasrnn.fast.sequence_op import (
-    MIN_GROUP_ROWS,
     compiled,
     previous_step,
     sequence_op,
@@ -143,32 +143,6 @@ def _backward_loop(
     # The gradient has the layout of `x`: batch-major.
     dx = tf.transpose(seq["dx"], (1, 0, 2)) if input_gradient else None
     return dx, dh0, d_stacked, d_bias
-
-
-def training_slices(batch, timesteps, features, units):
-    """The most batch slices worth running when the forward pass saves the
-    states for a backward pass (`None`: no limit).
-
-    Each slice's backward loop holds its own weight-gradient accumulator and
-    per-step product, `2 (features + units) units` numbers, until the end of
-    the training step; reading the sequence batch-major spares a time-major
-    copy of it, `timesteps batch features` numbers. Slices are run while what
-    they add stays within that copy: with B=64 and 32 features, 128 units
-    get two slices at T=100 (+0.2 MiB for 0.8 MiB spared), 512 units one
-    (+2.1 MiB). A `batch` of `None` (known only at run time) is taken as
-    `sequence_op`'s smallest slice, `MIN_GROUP_ROWS` rows, per slice; an
-    unknown number of `timesteps` gets one slice.
-    """
-    if timesteps is None:
-        return 1
-    per_slice = 2 * (features + units) * units
-    if batch is not None:
-        return 1 + timesteps * batch * features // per_slice
-    # g slices of the smallest size: (g - 1) per_slice <= g per_rows.
-    per_rows = timesteps * MIN_GROUP_ROWS * features
-    if per_slice <= per_rows:
-        return None
-    return max(1, per_slice // (per_slice - per_rows))
 
 
 _forward_compiled = compiled(_forward)
