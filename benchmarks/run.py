@@ -6,8 +6,8 @@ up, then times a training step (forward, backward, SGD update) and an
 inference call, alternating between implementations in rounds so that a
 change in machine load hits all of them alike. Each time is the median over
 all timed steps; ratios are to the Keras built-in timed in the same process.
-Peak memory is measured in another fresh process per implementation (see
-`--help` of `--memory`). The results go to `results/<backend>-<device>.json`
+Peak memory is measured in other fresh processes, the median of three per
+implementation (`--memory`, `--memory-processes`). The results go to `results/<backend>-<device>.json`
 and a Markdown table `results/<backend>-<device>.md`.
 
     python benchmarks/run.py                   # the full suite (tens of minutes)
@@ -93,8 +93,15 @@ def parse_args(argv=None):
         "--memory",
         choices=("yes", "no", "auto"),
         default="auto",
-        help="measure peak training-step memory, one fresh process per "
+        help="measure peak training-step memory, in fresh processes per "
         "implementation (auto: yes unless --quick)",
+    )
+    parser.add_argument(
+        "--memory-processes",
+        type=int,
+        default=3,
+        help="fresh processes per implementation whose median peak is "
+        "reported (3); one process's reading can move by 1 MiB or more",
     )
     parser.add_argument("--output", default=os.path.join(HERE, "results"))
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per process")
@@ -132,6 +139,10 @@ def parse_args(argv=None):
         )
     if args.memory == "auto":
         args.memory = "no" if quick else "yes"
+    if args.memory_processes < 1:
+        parser.error(
+            f"--memory-processes must be at least 1. Received: {args.memory_processes}"
+        )
     if args.threads is None:
         args.threads = os.cpu_count()
     return args
@@ -595,6 +606,20 @@ def _child(args, kind, shape, memory_of=None, impls=None):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _median_memory(args, kind, shape, impl):
+    """The median peak of `--memory-processes` fresh processes, and each."""
+    runs = [_child(args, kind, shape, impl) for _ in range(args.memory_processes)]
+    peaks = [r["peak_mib"] for r in runs]
+    method = runs[0]["memory_method"]
+    if len(runs) > 1:
+        method += f"; median of {len(runs)} fresh processes"
+    return {
+        "peak_mib": statistics.median(peaks),
+        "peak_mib_processes": peaks,
+        "memory_method": method,
+    }
+
+
 def _torch_rows(args, kind, shape, keras_rows):
     rows = _child(args, kind, shape, impls=["torch"])
     base = {r["implementation"]: r for r in keras_rows}.get("keras")
@@ -712,8 +737,7 @@ def main(argv=None):
                 config_rows += _torch_rows(args, kind, shape, config_rows)
             if args.memory == "yes":
                 for row in config_rows:
-                    memory = _child(args, kind, shape, row["implementation"])
-                    row.update(memory)
+                    row.update(_median_memory(args, kind, shape, row["implementation"]))
                 base = [r for r in config_rows if r["implementation"] == "keras"]
                 for row in config_rows:
                     if (
