@@ -3,9 +3,9 @@ Title: Sentiment of IMDB movie reviews with a kerasrnn LSTM
 Author: the kerasrnn authors
 Date created: 2026-11-26
 Description: Classify the 50,000 reviews of the Large Movie Review Dataset as
-    positive or negative with a bidirectional kerasrnn LSTM over learned word
-    vectors, resumable training, one evaluation on the test set, and a
-    SavedModel that takes raw review strings.
+    positive or negative with three bidirectional kerasrnn LSTMs over learned
+    word vectors, averaged; resumable training, one evaluation on the test
+    set, and a SavedModel that takes raw review strings.
 Accelerator: None (CPU: 88.2 % test accuracy in 6 minutes on 2 cores,
     6.4 minutes of CPU time); `--device gpu` for a GPU
 """
@@ -47,9 +47,9 @@ Run it with
 
     python tutorials/imdb_sentiment.py --data-dir ../shared/data/aclImdb_v1_train_test.tar.gz
 
-(`--quick` for a smoke run in seconds; `--ensemble 3` to average three
-models trained with different seeds; without `--data-dir` it downloads
-`imdb_reviews` with `tensorflow_datasets`). Then classify new reviews with
+(`--quick` for a smoke run in seconds; `--ensemble 1` to train one model
+instead of averaging three, in a third of the time; without `--data-dir` it
+downloads `imdb_reviews` with `tensorflow_datasets`). Then classify new reviews with
 `python tutorials/imdb_predict.py --model runs/imdb_sentiment/saved_model
 "What a waste of two hours."`.
 """
@@ -93,7 +93,7 @@ LR_SCHEDULE = "cosine"  # cosine: decays to 2 % of LEARNING_RATE over EPOCHS
 EPOCHS = 3  # at most this many passes over the training reviews
 PATIENCE = 2  # epochs without a better validation accuracy before stopping
 VALIDATION_SPLIT = 0.1  # fraction of the training reviews held out
-ENSEMBLE = 1  # models trained (seeds seed, seed + 1, ...), probabilities averaged
+ENSEMBLE = 3  # models trained (seeds seed, seed + 1, ...), probabilities averaged
 
 QUICK = {  # --quick: a smoke run on a few hundred reviews
     "limit": 384,
@@ -413,9 +413,12 @@ their probabilities:
     p(review) = (p_1(review) + ... + p_N(review)) / N
 
 Their errors are partly independent, so the average is right more often than
-a typical member. A member that finished before an interruption is loaded,
-not trained again, when the same command is run again. The exported models
-hold the whole ensemble, so serving needs nothing more.
+a typical member. The default trains three: on both validation splits of
+the README's study the average of three beat one model (90.44 against
+90.36 % on the random split, 85.68 against 84.64 % on the split by review
+ids). A member that finished before an interruption is loaded, not trained
+again, when the same command is run again. The exported models hold the
+whole ensemble, so serving needs nothing more.
 """
 
 
