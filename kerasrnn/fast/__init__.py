@@ -13,10 +13,9 @@ overrides the number). The kernels read the input batch-major, as the
 layer gets it, and train on fewer slices where a slice's weight-gradient
 buffers would cost more memory than the time-major copy of the input that
 this spares (`kerasrnn.fast.sequence_op.training_slices`). The backward
-pass leaves out the gradient with
-respect to the input sequence when no gradient tape watches it (a model's
-first layer). Outputs, states and gradients match the readable loop to
-float32 rounding.
+pass leaves out the gradient with respect to the input sequence when no
+gradient tape watches it (a model's first layer). Outputs, states and
+gradients match the readable loop to float32 rounding.
 
 After each call, `layer.last_path` is `"fast"` or `"readable"` and
 `layer.last_path_reason` says why; the same line is logged at DEBUG level on
