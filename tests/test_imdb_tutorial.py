@@ -369,7 +369,7 @@ def test_one_short_epoch_on_the_real_reviews_beats_chance(tmp_path):
         "--data-dir", REAL_DATA, "--output-dir", str(tmp_path / "out"),
         "--limit", "10000", "--epochs", "1", "--no-bidirectional", "--units", "32",
         "--embedding-dim", "32", "--max-length", "150", "--vocabulary-size", "10000",
-        "--batch-size", "32",
+        "--batch-size", "32", "--ensemble", "1",
     ])  # fmt: skip
     test = results["test"]
     assert test["num_examples"] == 10000
