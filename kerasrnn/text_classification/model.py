@@ -143,20 +143,19 @@ def build_classifier(
     >>> model(np.array([[4, 5, 6, 0]])).shape
     TensorShape([1, 1])
     """
-    model_name = name or f"imdb_{cell}"
     if cell not in CELLS:
         raise ValueError(f"cell must be one of {tuple(CELLS)}. Received: cell={cell!r}")
     if pooling not in POOLINGS:
         raise ValueError(
             f"pooling must be one of {POOLINGS}. Received: pooling={pooling!r}"
         )
-    for name, value in (
+    for argument, value in (
         ("vocabulary_size", vocabulary_size),
         ("units", units),
         ("embedding_dim", embedding_dim),
         ("num_layers", num_layers),
     ):
-        check_positive_int(name, value)
+        check_positive_int(argument, value)
     if (
         isinstance(dense_units, bool)
         or not isinstance(dense_units, int)
@@ -165,12 +164,12 @@ def build_classifier(
         raise ValueError(
             f"dense_units must be a non-negative integer. Received: dense_units={dense_units!r}"
         )
-    for name, value in (
+    for argument, value in (
         ("embedding_dropout", embedding_dropout),
         ("dropout", dropout),
         ("token_dropout", token_dropout),
     ):
-        check_rate(name, value)
+        check_rate(argument, value)
 
     seeds = iter(range(seed * 1000, seed * 1000 + 1000))
     layer_class = CELLS[cell]
@@ -222,7 +221,7 @@ def build_classifier(
         kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)),
         name="positive_probability",
     )(x)
-    return keras.Model(token_ids, probability, name=model_name)
+    return keras.Model(token_ids, probability, name=name or f"imdb_{cell}")
 
 
 def compile_classifier(model, learning_rate=1e-3, decay_steps=None, clipnorm=None):

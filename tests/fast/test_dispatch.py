@@ -160,8 +160,8 @@ def test_batch_is_cut_into_one_slice_per_cpu_core(monkeypatch):
     assert batch_groups(64) == min(cores, 8)
     assert batch_groups(15) == 1
     assert batch_groups(4) == 1
-    # A kernel may cap the number (the SimpleRNN trains on fewer slices
-    # where they cost memory).
+    # A caller may cap the number (training takes fewer slices where they
+    # cost memory: `training_slices`).
     assert batch_groups(64, most=1) == 1
     assert batch_groups(None, most=cores + 1) == cores
     monkeypatch.setenv("KERASRNN_FAST_GROUPS", "3")
