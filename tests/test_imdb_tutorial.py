@@ -242,6 +242,60 @@ def test_ensemble_resumes_after_its_first_member_and_serves_the_mean(tmp_path):
     np.testing.assert_allclose(got, ensemble, atol=1e-5, rtol=1e-5)
 
 
+def test_rotated_members_validate_on_their_own_folds(tmp_path):
+    from kerasrnn import text_classification as tc
+
+    tutorial = load_tutorial()
+    archive = write_sample_aclimdb(tmp_path / "data", COUNTS, seed=4, archive=True)
+    args = quick_args(
+        archive, tmp_path, "--ensemble", "2", "--member-validation", "rotated",
+        "--validation-split", "0.25", "--seed", "3",
+    )  # fmt: skip
+    # 30 positive training reviews, 8 per fold: three folds, not four.
+    with pytest.raises(
+        ValueError, match="--ensemble 4 needs 4 folds: validation_fold=3"
+    ):
+        tutorial.main([*args, "--ensemble", "4"])
+    assert not (tmp_path / "out").exists()
+    results = tutorial.main(args)
+    assert results["validation"]["accuracy"] is None  # no reviews unseen by both
+    assert results["test"]["num_examples"] == 20
+
+    # Member i's logged validation loss is its best checkpoint's log loss on
+    # fold i of the seed-3 draw, and not on the other fold.
+    parsed = tutorial.parse_args(args)
+    out = tmp_path / "out"
+    words = (out / "vocabulary.txt").read_text(encoding="utf-8").split("\n")
+    vectorizer = tc.make_vectorizer(
+        parsed.vocabulary_size, vocabulary=words[2:], keep_marks=parsed.keep_marks
+    )
+    crop = tc.HeadTailCrop(parsed.eval_max_length, parsed.head_length)
+    folds = [
+        tc.encode_dataset(
+            imdb.load_imdb(
+                archive, validation_split=0.25, seed=3,
+                cache_dir=tmp_path / "cache", validation_fold=fold,
+            ).validation,
+            vectorizer, crop, 256,
+        )
+        for fold in (0, 1)
+    ]  # fmt: skip
+    for i, member in enumerate(results["members"]):
+        model = tutorial.build_model(
+            parsed, vectorizer.vocabulary_size(), 1, seed=member["seed"]
+        )
+        model.load_weights(
+            str(out / "members" / str(i) / "checkpoints" / "best.weights.h5")
+        )
+        losses = [
+            tc.binary_metrics(*tc.predict_dataset(model, fold))["loss"]
+            for fold in folds
+        ]
+        (logged,) = [row["val_loss"] for row in member["history"]]  # one epoch
+        np.testing.assert_allclose(losses[i], logged, rtol=1e-5)
+        assert abs(losses[1 - i] - logged) > 1e-4
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [

@@ -94,6 +94,7 @@ EPOCHS = 3  # at most this many passes over the training reviews
 PATIENCE = 2  # epochs without a better validation accuracy before stopping
 VALIDATION_SPLIT = 0.1  # fraction of the training reviews held out
 ENSEMBLE = 3  # models trained (seeds seed, seed + 1, ...), probabilities averaged
+MEMBER_VALIDATION = "shared"  # rotated: member i holds out validation fold i
 
 QUICK = {  # --quick: a smoke run on a few hundred reviews
     "limit": 384,
@@ -225,8 +226,17 @@ def parse_args(argv=None):
         "--ensemble",
         type=int,
         default=ENSEMBLE,
-        help="Train this many models with seeds --seed, --seed + 1, ... on the same "
-        f"split and vocabulary, and average their probabilities. Default: {ENSEMBLE}",
+        help="Train this many models with seeds --seed, --seed + 1, ... and the same "
+        f"vocabulary, and average their probabilities. Default: {ENSEMBLE}",
+    )
+    add(
+        "--member-validation",
+        choices=("shared", "rotated"),
+        default=MEMBER_VALIDATION,
+        help="shared: every member holds out the same validation reviews; rotated: "
+        "member i holds out fold i of the same draw (disjoint folds of "
+        "--validation-split each), so that together they train on every training "
+        f"review. Default: {MEMBER_VALIDATION}",
     )
     add(
         "--gradient-norms",
@@ -278,12 +288,14 @@ def parse_args(argv=None):
 ## The data
 
 `load_imdb` returns unbatched `(text, label)` pipelines (1 = positive). The
-vectoriser learns its vocabulary from the training reviews only; it is saved
-next to the results, so that a resumed run maps words to the same ids.
+vectoriser learns its vocabulary from the training reviews only (those of
+fold 0); it is saved next to the results, so that a resumed run maps words to
+the same ids. With `--member-validation rotated`, member `i` of the ensemble
+gets fold `i` of the same draw (`load_imdb(validation_fold=i)`).
 """
 
 
-def load_data(args):
+def load_data(args, fold=0):
     data = load_imdb(
         data_dir=args.data_dir,
         source=args.source,
@@ -291,6 +303,7 @@ def load_data(args):
         validation_split_by=args.validation_split_by,
         seed=args.seed,
         cache_dir=args.cache_dir,
+        validation_fold=fold,
     )
     splits = {"train": data.train, "validation": data.validation, "test": data.test}
     train_texts = data.train_texts
@@ -438,6 +451,17 @@ def main(argv=None, extra_callbacks=()):
     with experiment.Stopwatch() as total:
         with experiment.Stopwatch() as clock:  # bad data fails here, before any write
             data, splits, train_texts = load_data(args)
+            rotated = args.member_validation == "rotated" and args.ensemble > 1
+            try:
+                member_splits = [splits] + [  # member i's; fold i when rotated
+                    load_data(args, fold=i)[1] if rotated else splits
+                    for i in range(1, args.ensemble)
+                ]
+            except ValueError as error:
+                raise ValueError(
+                    "--member-validation rotated holds out fold i for member i, so "
+                    f"--ensemble {args.ensemble} needs {args.ensemble} folds: {error}"
+                ) from error
         timings["load_data"] = clock.seconds
 
         resuming = tc.ensemble_in_progress(args.output_dir, args.ensemble)
@@ -467,11 +491,21 @@ def main(argv=None, extra_callbacks=()):
 
             def make_train_dataset(seed):
                 return tc.encode_dataset(
-                    splits["train"],
+                    member_splits[seed - args.seed]["train"],
                     vectorizer,
                     crop,
                     args.batch_size,
                     shuffle_seed=seed,
+                )
+
+            def make_validation_dataset(seed):
+                if seed == args.seed:
+                    return validation_ds
+                return tc.encode_dataset(
+                    member_splits[seed - args.seed]["validation"],
+                    vectorizer,
+                    eval_crop,
+                    256,
                 )
 
             train_ds = make_train_dataset(args.seed)
@@ -497,7 +531,7 @@ def main(argv=None, extra_callbacks=()):
                 lambda seed: (
                     train_ds if seed == args.seed else make_train_dataset(seed)
                 ),
-                validation_ds,
+                make_validation_dataset if rotated else validation_ds,
                 args.output_dir,
                 num_members=args.ensemble,
                 seed=args.seed,
@@ -513,8 +547,13 @@ def main(argv=None, extra_callbacks=()):
             )
         models = [member["model"] for member in members]
         model = tc.average_ensemble(models, name=f"imdb_{args.cell}_ensemble")
-        validation_accuracy = None  # of the ensemble, when there is one
-        if len(models) > 1:
+        validation_accuracy = None  # of the ensemble, when its members share one
+        if rotated:
+            print(
+                "The members held out different folds: no validation reviews are "
+                "unseen by all of them, so the average has no validation accuracy."
+            )
+        elif len(models) > 1:
             probabilities, _, labels = tc.predict_ensemble(models, validation_ds)
             validation_accuracy = tc.binary_metrics(probabilities, labels)["accuracy"]
             print(

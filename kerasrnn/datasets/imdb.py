@@ -76,6 +76,7 @@ def load_imdb(
     cache_dir=None,
     tfds_data_dir=None,
     validation_split_by="random",
+    validation_fold=0,
 ):
     """Loads IMDB into train / validation / test `tf.data` pipelines.
 
@@ -99,6 +100,12 @@ def load_imdb(
             test set does (`split_validation_by_id_blocks`). `"id_blocks"`
             needs the review ids of the aclImdb file names, so
             `source="directory"`. Default: `"random"`.
+        validation_fold: Which of the disjoint validation splits of the
+            same draw to hold out: the draw orders each class's reviews (or
+            blocks), and fold `k` is its `k`-th run of `round(validation_split
+            * n)`; fold 0 is the first. Different folds give the members of
+            an ensemble different validation reviews, so that together they
+            train on every training review. Default: 0.
 
     Returns:
         An `IMDBData`.
@@ -141,6 +148,15 @@ def load_imdb(
             f"validation_split_by must be one of {VALIDATION_SPLITS}. "
             f"Received: validation_split_by={validation_split_by!r}"
         )
+    if (
+        isinstance(validation_fold, bool)
+        or not isinstance(validation_fold, (int, np.integer))
+        or validation_fold < 0
+    ):
+        raise ValueError(
+            "validation_fold must be a non-negative integer. "
+            f"Received: validation_fold={validation_fold!r}"
+        )
     if source == "auto":
         source = "directory" if data_dir is not None else "tfds"
     if validation_split_by == "id_blocks" and source != "directory":
@@ -169,7 +185,10 @@ def load_imdb(
         else split_validation
     )
     (train_texts, train_labels), (val_texts, val_labels) = split(
-        *splits["train"], validation_split=validation_split, seed=seed
+        *splits["train"],
+        validation_split=validation_split,
+        seed=seed,
+        fold=validation_fold,
     )
     test_texts, test_labels = splits["test"][:2]
     # A fixed, seeded order, so that a prefix (`take(n)`) holds both classes.
@@ -190,19 +209,27 @@ def load_imdb(
     )
 
 
-def split_validation(texts, labels, validation_split, seed):
+def split_validation(texts, labels, validation_split, seed, fold=0):
     """Holds out `validation_split` of each class, drawn with `seed`.
+
+    Each class's reviews are put in a seeded random order and fold `fold` of
+    it, the `fold`-th run of `round(validation_split * n)` reviews, is held
+    out, so different folds of one seed never share a validation review.
 
     Returns `((train_texts, train_labels), (val_texts, val_labels))`, each in
     a seeded random order.
+
+    Raises:
+        ValueError: `fold` runs past the class's reviews, or a side is empty.
     """
     rng = np.random.default_rng(seed)
     train_index, val_index = [], []
     for label in np.unique(labels):
         index = rng.permutation(np.flatnonzero(labels == label))
         n_val = int(round(validation_split * len(index)))
-        val_index.append(index[:n_val])
-        train_index.append(index[n_val:])
+        held_out = _fold(len(index), n_val, fold, validation_split, "reviews", label)
+        val_index.append(index[held_out])
+        train_index.append(index[~held_out])
     train, validation = _shuffled_split(texts, labels, train_index, val_index, rng)
     if len(train[1]) == 0 or len(validation[1]) == 0:
         raise ValueError(
@@ -225,13 +252,14 @@ def _shuffled_split(texts, labels, train_index, val_index, rng):
 
 
 def split_validation_by_id_blocks(
-    texts, labels, ids, validation_split, seed, block_size=None
+    texts, labels, ids, validation_split, seed, block_size=None, fold=0
 ):
     """Holds out whole blocks of consecutive review ids, per class.
 
     The reviews of each class, in id order, are cut into blocks of
-    `block_size` (default `ID_BLOCK_SIZE`); `round(validation_split * blocks)`
-    blocks of each class, drawn with `seed`, are held out.
+    `block_size` (default `ID_BLOCK_SIZE`); the blocks are put in a seeded
+    random order and fold `fold` of it, the `fold`-th run of
+    `round(validation_split * blocks)` blocks, is held out.
 
     Why: the aclImdb archive numbers each folder's reviews movie by movie
     (two reviews with adjacent ids share about 88 times more rare words than
@@ -247,7 +275,7 @@ def split_validation_by_id_blocks(
 
     Raises:
         ValueError: A class has too few blocks to hold out at least one and
-            keep at least one.
+            keep at least one, or `fold` runs past its blocks.
     """
     block_size = ID_BLOCK_SIZE if block_size is None else block_size
     rng = np.random.default_rng(seed)
@@ -265,10 +293,28 @@ def split_validation_by_id_blocks(
                 f"holds out {n_val} blocks; at least one must be held out and "
                 "one kept."
             )
-        held_out = np.isin(blocks, rng.choice(n_blocks, n_val, replace=False))
+        order = rng.permutation(n_blocks)
+        held_out_blocks = order[
+            _fold(n_blocks, n_val, fold, validation_split, "blocks", label)
+        ]
+        held_out = np.isin(blocks, held_out_blocks)
         val_index.append(index[held_out])
         train_index.append(index[~held_out])
     return _shuffled_split(texts, labels, train_index, val_index, rng)
+
+
+def _fold(n, n_val, fold, validation_split, what, label):
+    """Boolean mask over `n` drawn items: fold `fold`, items
+    `[fold * n_val, (fold + 1) * n_val)`."""
+    if (fold + 1) * n_val > n:
+        raise ValueError(
+            f"validation_fold={fold!r} needs {(fold + 1) * n_val} {what} of class "
+            f"{label}, which has {n}: validation_split={validation_split!r} makes "
+            f"{n // n_val} folds (0 to {n // n_val - 1})."
+        )
+    mask = np.zeros(n, bool)
+    mask[fold * n_val : (fold + 1) * n_val] = True
+    return mask
 
 
 def _pipeline(texts, labels, batch_size, shuffle_seed=None):

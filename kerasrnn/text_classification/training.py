@@ -202,7 +202,9 @@ def train_ensemble(
             after `make_train_dataset(seed)` for the same member.
         make_train_dataset: Callable `seed -> (ids, label)` training
             pipeline, shuffled from that seed.
-        validation_ds: `(ids, label)` validation pipeline.
+        validation_ds: `(ids, label)` validation pipeline shared by every
+            member, or a callable `seed -> pipeline` that gives each member
+            its own (such as a different fold of the training reviews).
         output_dir: Folder of the run.
         num_members: Positive integer, members trained. Default: 1.
         seed: Integer seed of member 0. Default: 0.
@@ -234,7 +236,9 @@ def train_ensemble(
             training = train_classifier(
                 model,
                 train_ds,
-                validation_ds,
+                validation_ds(member_seed)
+                if callable(validation_ds)
+                else validation_ds,
                 folder,
                 epochs=epochs,
                 patience=patience,

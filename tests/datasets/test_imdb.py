@@ -136,6 +136,74 @@ def test_id_block_split_is_seeded_and_draws_different_blocks_per_seed():
     assert len(val_texts) == 8 and len(blocks) == 2
 
 
+def test_random_folds_are_disjoint_stratified_and_fold_0_is_the_first_run():
+    labels = np.repeat([0, 1], [30, 20])
+    texts = np.array([f"r{i}" for i in range(50)], dtype=object)
+    held_out = []
+    for fold in range(5):  # validation_split 0.2: five folds of 6 + 4 reviews
+        (train_texts, _), (val_texts, val_labels) = imdb.split_validation(
+            texts, labels, validation_split=0.2, seed=7, fold=fold
+        )
+        assert collections.Counter(val_labels.tolist()) == {0: 6, 1: 4}
+        assert set(train_texts) | set(val_texts) == set(texts)
+        assert not set(train_texts) & set(val_texts)
+        held_out.append(set(val_texts))
+    assert set.union(*held_out) == set(texts)  # every review in exactly one fold
+    assert sum(map(len, held_out)) == len(texts)
+    # Fold 0 is the split drawn before folds existed: the first round(0.2 n)
+    # of each class's seeded permutation.
+    rng = np.random.default_rng(7)
+    first = [
+        rng.permutation(np.flatnonzero(labels == y))[:n] for y, n in ((0, 6), (1, 4))
+    ]
+    assert held_out[0] == set(texts[np.concatenate(first)])
+
+
+def test_id_block_folds_hold_out_disjoint_sets_of_whole_blocks():
+    ids = np.arange(48)
+    labels = np.repeat([0, 1], 24)
+    texts = np.array([f"r{i}" for i in ids], dtype=object)
+    held_out = []
+    for fold in range(3):  # 6 blocks of 4 per class, 2 per fold
+        _, (val_texts, _) = imdb.split_validation_by_id_blocks(
+            texts, labels, ids, 1 / 3, seed=2, block_size=4, fold=fold
+        )
+        blocks = {int(t[1:]) // 4 for t in val_texts}
+        assert len(val_texts) == 16 and len(blocks) == 4
+        held_out.append(blocks)
+    assert set.union(*held_out) == set(range(12))
+    with pytest.raises(
+        ValueError, match=r"validation_fold=3 needs 8 blocks .* 3 folds"
+    ):
+        imdb.split_validation_by_id_blocks(
+            texts, labels, ids, 1 / 3, seed=2, block_size=4, fold=3
+        )
+
+
+def test_load_imdb_validation_fold(fixture_folder, tmp_path):
+    def texts(ds):
+        return {t for t, _ in pairs(ds)}
+
+    fold0 = load_imdb(fixture_folder, validation_split=0.25, cache_dir=tmp_path)
+    fold1 = load_imdb(
+        fixture_folder, validation_split=0.25, cache_dir=tmp_path, validation_fold=1
+    )
+    assert fold1.num_examples == fold0.num_examples
+    assert not texts(fold0.validation) & texts(fold1.validation)
+    assert texts(fold0.validation) <= texts(fold1.train)
+    assert texts(fold0.test) == texts(fold1.test)
+    # 8 negative reviews, 2 per fold: folds 0 to 3.
+    with pytest.raises(
+        ValueError, match=r"validation_fold=4 needs 10 reviews of class 0"
+    ):
+        load_imdb(
+            fixture_folder, validation_split=0.25, cache_dir=tmp_path, validation_fold=4
+        )
+    for bad in (-1, 1.0, True, "1"):
+        with pytest.raises(ValueError, match=f"Received: validation_fold={bad!r}"):
+            load_imdb(fixture_folder, cache_dir=tmp_path, validation_fold=bad)
+
+
 def test_id_block_split_needs_enough_blocks_and_a_folder(fixture_folder, tmp_path):
     # 250 ids per block: the fixture's classes are one block each.
     with pytest.raises(ValueError, match="blocks of 250 review ids"):
