@@ -203,7 +203,7 @@ def test_ensemble_resumes_after_its_first_member_and_serves_the_mean(tmp_path):
     assert [m["epochs_run"] for m in results["members"]] == [0, 1]
     assert [m["seed"] for m in results["validation"]["members"]] == [5, 6]
     assert [m["seed"] for m in results["test_members"]] == [5, 6]
-    assert 0 <= results["validation"]["accuracy"] <= 1
+    assert results["validation"]["accuracy"] is None  # rotated folds, the default
     assert results["test"]["num_examples"] == 20
     assert not (out / "training_log.csv").exists()
     for i in range(2):
@@ -242,27 +242,28 @@ def test_ensemble_resumes_after_its_first_member_and_serves_the_mean(tmp_path):
     np.testing.assert_allclose(got, ensemble, atol=1e-5, rtol=1e-5)
 
 
-def test_rotated_members_validate_on_their_own_folds(tmp_path):
+@pytest.mark.parametrize("member_validation", ["rotated", "shared"])
+def test_members_validate_on_their_folds(tmp_path, member_validation):
     from kerasrnn import text_classification as tc
 
     tutorial = load_tutorial()
     archive = write_sample_aclimdb(tmp_path / "data", COUNTS, seed=4, archive=True)
     args = quick_args(
-        archive, tmp_path, "--ensemble", "2", "--member-validation", "rotated",
+        archive, tmp_path, "--ensemble", "2", "--member-validation", member_validation,
         "--validation-split", "0.25", "--seed", "3",
     )  # fmt: skip
-    # 30 positive training reviews, 8 per fold: three folds, not four.
-    with pytest.raises(
-        ValueError, match="--ensemble 4 needs 4 folds: validation_fold=3"
-    ):
-        tutorial.main([*args, "--ensemble", "4"])
-    assert not (tmp_path / "out").exists()
+    rotated = member_validation == "rotated"
+    if rotated:  # 30 positive training reviews, 8 per fold: three folds, not four
+        with pytest.raises(
+            ValueError, match="--ensemble 4 needs 4 folds: validation_fold=3"
+        ):
+            tutorial.main([*args, "--ensemble", "4"])
+        assert not (tmp_path / "out").exists()
     results = tutorial.main(args)
-    assert results["validation"]["accuracy"] is None  # no reviews unseen by both
     assert results["test"]["num_examples"] == 20
 
     # Member i's logged validation loss is its best checkpoint's log loss on
-    # fold i of the seed-3 draw, and not on the other fold.
+    # fold i (rotated) or fold 0 (shared) of the seed-3 draw, not the other.
     parsed = tutorial.parse_args(args)
     out = tmp_path / "out"
     words = (out / "vocabulary.txt").read_text(encoding="utf-8").split("\n")
@@ -280,6 +281,7 @@ def test_rotated_members_validate_on_their_own_folds(tmp_path):
         )
         for fold in (0, 1)
     ]  # fmt: skip
+    on_fold_0 = []
     for i, member in enumerate(results["members"]):
         model = tutorial.build_model(
             parsed, vectorizer.vocabulary_size(), 1, seed=member["seed"]
@@ -287,13 +289,19 @@ def test_rotated_members_validate_on_their_own_folds(tmp_path):
         model.load_weights(
             str(out / "members" / str(i) / "checkpoints" / "best.weights.h5")
         )
-        losses = [
-            tc.binary_metrics(*tc.predict_dataset(model, fold))["loss"]
-            for fold in folds
-        ]
+        predictions = [tc.predict_dataset(model, fold) for fold in folds]
+        losses = [tc.binary_metrics(*p)["loss"] for p in predictions]
+        own = i if rotated else 0
         (logged,) = [row["val_loss"] for row in member["history"]]  # one epoch
-        np.testing.assert_allclose(losses[i], logged, rtol=1e-5)
-        assert abs(losses[1 - i] - logged) > 1e-4
+        np.testing.assert_allclose(losses[own], logged, rtol=1e-5)
+        assert abs(losses[1 - own] - logged) > 1e-4
+        on_fold_0.append(predictions[0])
+    if rotated:  # no validation review is unseen by both members
+        assert results["validation"]["accuracy"] is None
+    else:  # the average's accuracy on the shared fold
+        mean = np.mean([p for p, _ in on_fold_0], axis=0)
+        expected = tc.binary_metrics(mean, on_fold_0[0][1])["accuracy"]
+        assert results["validation"]["accuracy"] == pytest.approx(expected, abs=1e-9)
 
 
 @pytest.mark.parametrize(

@@ -94,7 +94,7 @@ EPOCHS = 3  # at most this many passes over the training reviews
 PATIENCE = 2  # epochs without a better validation accuracy before stopping
 VALIDATION_SPLIT = 0.1  # fraction of the training reviews held out
 ENSEMBLE = 3  # models trained (seeds seed, seed + 1, ...), probabilities averaged
-MEMBER_VALIDATION = "shared"  # rotated: member i holds out validation fold i
+MEMBER_VALIDATION = "rotated"  # member i holds out validation fold i (shared: all fold 0)
 
 QUICK = {  # --quick: a smoke run on a few hundred reviews
     "limit": 384,
@@ -418,10 +418,13 @@ def check_same_settings(output_dir, settings):
 """
 ## An ensemble
 
-`--ensemble N` trains N classifiers that differ only in their seed (initial
-weights, dropout, order of the batches) on the same split and vocabulary,
-each in `members/<i>/` with its own checkpoint, log and backup, and averages
-their probabilities:
+`--ensemble N` trains N classifiers with the same vocabulary that differ in
+their seed (initial weights, dropout, order of the batches) and, by default
+(`--member-validation rotated`), in the tenth of the training reviews they
+hold out: member `i` holds out fold `i` of one seeded draw, so the folds are
+disjoint and every training review trains at least N - 1 members. Each
+member lives in `members/<i>/` with its own checkpoint, log and backup, and
+keeps its best epoch on its own fold. Their probabilities are averaged:
 
     p(review) = (p_1(review) + ... + p_N(review)) / N
 
@@ -429,9 +432,13 @@ Their errors are partly independent, so the average is right more often than
 a typical member. The default trains three: on both validation splits of
 the README's study the average of three beat one model (90.44 against
 90.36 % on the random split, 85.68 against 84.64 % on the split by review
-ids). A member that finished before an interruption is loaded, not trained
-again, when the same command is run again. The exported models hold the
-whole ensemble, so serving needs nothing more.
+ids), and on reviews of movies held out from every member, three members on
+rotated folds beat three on one shared fold (84.28 against 83.68 %). With
+rotated folds no validation review is unseen by every member, so the
+average has no validation accuracy of its own; each member reports its own.
+A member that finished before an interruption is loaded, not trained again,
+when the same command is run again. The exported models hold the whole
+ensemble, so serving needs nothing more.
 """
 
 
