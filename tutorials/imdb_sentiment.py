@@ -94,7 +94,7 @@ EPOCHS = 3  # at most this many passes over the training reviews
 PATIENCE = 2  # epochs without a better validation accuracy before stopping
 VALIDATION_SPLIT = 0.1  # fraction of the training reviews held out
 ENSEMBLE = 3  # models trained (seeds seed, seed + 1, ...), probabilities averaged
-MEMBER_VALIDATION = "rotated"  # member i holds out validation fold i (shared: all fold 0)
+MEMBER_VALIDATION = "rotated"  # member i holds out fold i (shared: all fold 0)
 
 QUICK = {  # --quick: a smoke run on a few hundred reviews
     "limit": 384,
