@@ -10,6 +10,7 @@ dL/dh_t exact. Keras's built-in layers run fused kernels that hide both.
 import keras
 from keras import ops
 
+from kerasrnn._validation import check_int_at_least
 from kerasrnn.layers.base import RecurrentLayer
 
 # Built-in Keras layers and the kerasrnn layer that replaces each one.
@@ -130,12 +131,7 @@ def sublayers(layer):
 
 
 def check_every_n_epochs(value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            "every_n_epochs must be an integer >= 1. "
-            f"Received: every_n_epochs={value!r}"
-        )
-    return value
+    return check_int_at_least("every_n_epochs", value, 1)
 
 
 class _Captured(Exception):

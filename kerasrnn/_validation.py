@@ -20,6 +20,19 @@ def check_positive_int(name, value):
     return int(value)
 
 
+def check_int_at_least(name, value, minimum):
+    """Returns `value` if it is a Python/NumPy integer >= `minimum`, else raises."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value < minimum
+    ):
+        raise ValueError(
+            f"{name} must be an integer >= {minimum}. Received: {name}={value!r}"
+        )
+    return int(value)
+
+
 def check_rate(name, value):
     """Returns `value` as a float if it lies in [0, 1), else raises."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):

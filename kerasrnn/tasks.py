@@ -24,6 +24,8 @@ import numbers
 
 import numpy as np
 
+from kerasrnn._validation import check_int_at_least
+
 ADDING_FORMS = ("le2015", "hochreiter1997")
 TASKS = ("adding_problem", "copy_memory", "temporal_order", "last_marked_value")
 
@@ -32,18 +34,6 @@ TASKS = ("adding_problem", "copy_memory", "temporal_order", "last_marked_value")
 TEMPORAL_ORDER_SYMBOLS = ("a", "b", "c", "d", "X", "Y", "E", "B")
 TEMPORAL_ORDER_CLASSES = ("XX", "XY", "YX", "YY")  # the paper's Q, R, S, U
 _A, _B, _C, _D, _X, _Y, _START, _END = range(8)
-
-
-def _check_int(name, value, minimum):
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or value < minimum
-    ):
-        raise ValueError(
-            f"{name} must be an integer >= {minimum}. Received: {name}={value!r}"
-        )
-    return int(value)
 
 
 def _check_seed(seed):
@@ -128,10 +118,10 @@ def adding_problem(num_samples, seq_len, seed=None, form="le2015"):
         Hinton, "A Simple Way to Initialize Recurrent Networks of Rectified
         Linear Units", arXiv:1504.00941, 2015 (section 4.1).
     """
-    num_samples = _check_int("num_samples", num_samples, 1)
+    num_samples = check_int_at_least("num_samples", num_samples, 1)
     if form not in ADDING_FORMS:
         raise ValueError(f"form must be one of {ADDING_FORMS}. Received: form={form!r}")
-    seq_len = _check_int("seq_len", seq_len, 2 if form == "le2015" else 22)
+    seq_len = check_int_at_least("seq_len", seq_len, 2 if form == "le2015" else 22)
     rng = np.random.default_rng(_check_seed(seed))
     rows = np.arange(num_samples)
 
@@ -217,10 +207,10 @@ def copy_memory(
         Networks", ICML 2016 (section 4.1). Hochreiter & Schmidhuber, "Long
         Short-Term Memory", Neural Computation 9(8), 1997.
     """
-    num_samples = _check_int("num_samples", num_samples, 1)
-    delay = _check_int("delay", delay, 1)
-    num_symbols = _check_int("num_symbols", num_symbols, 1)
-    copy_length = _check_int("copy_length", copy_length, 1)
+    num_samples = check_int_at_least("num_samples", num_samples, 1)
+    delay = check_int_at_least("delay", delay, 1)
+    num_symbols = check_int_at_least("num_symbols", num_symbols, 1)
+    copy_length = check_int_at_least("copy_length", copy_length, 1)
     one_hot = _check_bool("one_hot", one_hot)
     rng = np.random.default_rng(_check_seed(seed))
 
@@ -282,8 +272,8 @@ def temporal_order(num_samples, seq_len=100, seed=None, one_hot=True):
         Hochreiter & Schmidhuber, "Long Short-Term Memory", Neural
         Computation 9(8), 1997 (section 5.6, experiment 6a).
     """
-    num_samples = _check_int("num_samples", num_samples, 1)
-    seq_len = _check_int("seq_len", seq_len, 10)
+    num_samples = check_int_at_least("num_samples", num_samples, 1)
+    seq_len = check_int_at_least("seq_len", seq_len, 10)
     one_hot = _check_bool("one_hot", one_hot)
     rng = np.random.default_rng(_check_seed(seed))
     rows = np.arange(num_samples)
@@ -307,7 +297,7 @@ def temporal_order(num_samples, seq_len=100, seed=None, one_hot=True):
 def temporal_order_positions(seq_len):
     """The inclusive ranges `(low1, high1, low2, high2)` of the two relevant
     positions of `temporal_order` at length `seq_len`."""
-    seq_len = _check_int("seq_len", seq_len, 10)
+    seq_len = check_int_at_least("seq_len", seq_len, 10)
     low1 = max(1, round(0.1 * seq_len))
     high1 = max(low1, round(0.2 * seq_len))
     low2 = max(high1 + 1, round(0.5 * seq_len))
@@ -363,8 +353,8 @@ def last_marked_value(num_samples, seq_len=100, marker_prob=0.03, seed=None):
         High-Dimensional Recurrent Neural Networks", Neural Computation
         25(3), 2013 (the 3-bit flip-flop task).
     """
-    num_samples = _check_int("num_samples", num_samples, 1)
-    seq_len = _check_int("seq_len", seq_len, 1)
+    num_samples = check_int_at_least("num_samples", num_samples, 1)
+    seq_len = check_int_at_least("seq_len", seq_len, 1)
     marker_prob = _check_probability("marker_prob", marker_prob)
     rng = np.random.default_rng(_check_seed(seed))
     values = rng.uniform(-1.0, 1.0, size=(num_samples, seq_len))
@@ -459,9 +449,9 @@ def baseline_loss(
             raise ValueError(
                 "baseline_loss('copy_memory') needs the delay. Received: delay=None"
             )
-        delay = _check_int("delay", delay, 1)
-        num_symbols = _check_int("num_symbols", num_symbols, 1)
-        copy_length = _check_int("copy_length", copy_length, 1)
+        delay = check_int_at_least("delay", delay, 1)
+        num_symbols = check_int_at_least("num_symbols", num_symbols, 1)
+        copy_length = check_int_at_least("copy_length", copy_length, 1)
         return copy_length * math.log(num_symbols) / (delay + 2 * copy_length)
     if task == "temporal_order":
         return math.log(len(TEMPORAL_ORDER_CLASSES))
@@ -471,7 +461,7 @@ def baseline_loss(
                 "baseline_loss('last_marked_value') needs the seq_len. "
                 "Received: seq_len=None"
             )
-        seq_len = _check_int("seq_len", seq_len, 1)
+        seq_len = check_int_at_least("seq_len", seq_len, 1)
         marker_prob = _check_probability("marker_prob", marker_prob)
         return (seq_len - 1) * (1.0 - marker_prob) / (3.0 * seq_len)
     raise ValueError(f"task must be one of {TASKS}. Received: task={task!r}")
@@ -499,7 +489,7 @@ def to_dataset(x, y, batch_size=32, shuffle=True, seed=None):
     """
     import tensorflow as tf
 
-    batch_size = _check_int("batch_size", batch_size, 1)
+    batch_size = check_int_at_least("batch_size", batch_size, 1)
     shuffle = _check_bool("shuffle", shuffle)
     _check_seed(seed)
     if len(x) != len(y):

@@ -33,6 +33,8 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
+from kerasrnn._validation import check_int_at_least
+
 SOURCES = ("auto", "tfds", "directory", "keras")
 CLASS_NAMES = ("neg", "pos")  # index = label
 SPLIT_FOLDERS = ("train/pos", "train/neg", "test/pos", "test/neg")
@@ -148,15 +150,7 @@ def load_imdb(
             f"validation_split_by must be one of {VALIDATION_SPLITS}. "
             f"Received: validation_split_by={validation_split_by!r}"
         )
-    if (
-        isinstance(validation_fold, bool)
-        or not isinstance(validation_fold, (int, np.integer))
-        or validation_fold < 0
-    ):
-        raise ValueError(
-            "validation_fold must be a non-negative integer. "
-            f"Received: validation_fold={validation_fold!r}"
-        )
+    validation_fold = check_int_at_least("validation_fold", validation_fold, 0)
     if source == "auto":
         source = "directory" if data_dir is not None else "tfds"
     if validation_split_by == "id_blocks" and source != "directory":

@@ -4,7 +4,7 @@ pooling over the review, and a sigmoid head. Runs on any Keras backend."""
 import keras
 from keras import ops
 
-from kerasrnn._validation import check_positive_int, check_rate
+from kerasrnn._validation import check_int_at_least, check_positive_int, check_rate
 from kerasrnn.layers.gru import GRU
 from kerasrnn.layers.lstm import LSTM
 from kerasrnn.layers.simple_rnn import SimpleRNN
@@ -156,14 +156,7 @@ def build_classifier(
         ("num_layers", num_layers),
     ):
         check_positive_int(argument, value)
-    if (
-        isinstance(dense_units, bool)
-        or not isinstance(dense_units, int)
-        or dense_units < 0
-    ):
-        raise ValueError(
-            f"dense_units must be a non-negative integer. Received: dense_units={dense_units!r}"
-        )
+    dense_units = check_int_at_least("dense_units", dense_units, 0)
     for argument, value in (
         ("embedding_dropout", embedding_dropout),
         ("dropout", dropout),

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kerasrnn._validation import check_positive_int, check_rate
+from kerasrnn._validation import check_int_at_least, check_positive_int, check_rate
 
 _PUNCTUATION = f"[{re.escape(string.punctuation)}]"
 
@@ -75,15 +75,7 @@ def make_vectorizer(vocabulary_size, vocabulary=None, keep_marks=False):
             (`standardize_review_keeping_marks`) rather than dropping all
             punctuation (`standardize_review`). Default: `False`.
     """
-    if (
-        isinstance(vocabulary_size, bool)
-        or not isinstance(vocabulary_size, (int, np.integer))
-        or vocabulary_size < 3
-    ):
-        raise ValueError(
-            "vocabulary_size must be an integer >= 3. "
-            f"Received: vocabulary_size={vocabulary_size!r}"
-        )
+    vocabulary_size = check_int_at_least("vocabulary_size", vocabulary_size, 3)
     standardize = standardize_review_keeping_marks if keep_marks else standardize_review
     return keras.layers.TextVectorization(
         max_tokens=int(vocabulary_size),

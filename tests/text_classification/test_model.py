@@ -183,7 +183,7 @@ def test_classifier_output_and_keras_round_trip(tmp_path):
         ({"num_layers": 0}, "num_layers must be a positive integer"),
         ({"dropout": 1.0}, "dropout must be a float"),
         ({"token_dropout": 1.0}, "token_dropout must be a float"),
-        ({"dense_units": -1}, "dense_units must be a non-negative"),
+        ({"dense_units": -1}, "dense_units must be an integer >= 0"),
     ],
     ids=[
         "cell",
