@@ -654,8 +654,8 @@ def main(argv=None, extra_callbacks=()):
 The default run, three LSTMs averaged, each holding out its own tenth of
 the training reviews, reaches 90.3 to 90.8 % on the members' validation
 folds and 88.9 % on the test reviews (a fold carved from the training
-reviews shares their movies, so it flatters a model by one and a half to four
-points), above the keras-io bidirectional LSTM example (about 84 %) and
+reviews shares their movies, so it flatters a model by 1.4 to 3.7 points),
+above the keras-io bidirectional LSTM example (about 84 %) and
 TensorFlow's RNN tutorial (about 86 %), level with Maas et al.'s 88.9 %.
 One LSTM alone (`--ensemble 1`) scores 88.2 %. With the same settings three
 GRUs score 89.2 % and three SimpleRNNs 87.8 %; read the review to its final
