@@ -16,8 +16,10 @@ The reviews of every source are read into memory (about 65 MB of text for
 the 50,000 reviews), the validation split is carved from the training reviews
 by a seeded, class-stratified draw (never from the test reviews): of single
 reviews, or of whole blocks of consecutive review ids (`"id_blocks"`, which
-holds out whole movies; see `split_validation_by_id_blocks`), and each
-split becomes `Dataset.from_tensor_slices(...).cache()`, the training split
+holds out whole movies; see `split_validation_by_id_blocks`); the held-out
+part is fold `validation_fold` of that draw (folds are disjoint, so that the
+members of an ensemble can each hold out a different one). Each split
+becomes `Dataset.from_tensor_slices(...).cache()`, the training split
 reshuffled every epoch from the same seed, the validation and test splits in
 one fixed seeded order, with prefetching at the end.
 """
