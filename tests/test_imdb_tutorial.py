@@ -266,10 +266,7 @@ def test_members_validate_on_their_folds(tmp_path, member_validation):
     # fold i (rotated) or fold 0 (shared) of the seed-3 draw, not the other.
     parsed = tutorial.parse_args(args)
     out = tmp_path / "out"
-    words = (out / "vocabulary.txt").read_text(encoding="utf-8").split("\n")
-    vectorizer = tc.make_vectorizer(
-        parsed.vocabulary_size, vocabulary=words[2:], keep_marks=parsed.keep_marks
-    )
+    vectorizer = tutorial.make_vectorizer(parsed, None, resuming=True)  # the saved one
     crop = tc.HeadTailCrop(parsed.eval_max_length, parsed.head_length)
     folds = [
         tc.encode_dataset(
