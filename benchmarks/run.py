@@ -44,6 +44,8 @@ TORCH_NAMES = {"simple_rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
 # (timesteps, units) of the full suite and of --quick.
 FULL_SHAPES = ((100, 128), (500, 128), (100, 512))
 QUICK_SHAPES = ((12, 16),)
+# --head: what the model puts after the layer, as the table header says it.
+HEADS = {"dense": "the layer's last output into Dense(1)", "none": "no head"}
 
 
 def parse_args(argv=None):
@@ -84,6 +86,14 @@ def parse_args(argv=None):
         help="CPU threads for TensorFlow and torch (default: all cores)",
     )
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
+    parser.add_argument(
+        "--head",
+        choices=("dense", "none"),
+        default="dense",
+        help="dense: the layer feeds Dense(1) (torch: nn.Linear), the loss is "
+        "on its scalar output, as in a model; none: the loss is on the layer's "
+        "own output (the suite's model until 2026-11-26). Default: dense",
+    )
     parser.add_argument(
         "--impls",
         default="keras,kerasrnn,kerasrnn-fast,kerasrnn-readable,torch",
@@ -267,7 +277,7 @@ class KerasBench:
 class TorchBench:
     """The same step with `torch.nn.RNN/LSTM/GRU`."""
 
-    def __init__(self, kind, features, units, x, y, device, threads):
+    def __init__(self, kind, features, units, x, y, device, threads, head="dense"):
         import torch
 
         self.device = "cuda" if device == "gpu" else "cpu"
@@ -275,7 +285,13 @@ class TorchBench:
         cls = getattr(torch.nn, TORCH_NAMES[kind])
         torch.manual_seed(0)
         self.module = cls(features, units, batch_first=True).to(self.device)
-        self.optimizer = torch.optim.SGD(self.module.parameters(), lr=1e-3)
+        self.head = (
+            torch.nn.Linear(units, 1).to(self.device)
+            if head == "dense"
+            else torch.nn.Identity()
+        )
+        parameters = [*self.module.parameters(), *self.head.parameters()]
+        self.optimizer = torch.optim.SGD(parameters, lr=1e-3)
         self.x = torch.as_tensor(x, device=self.device)
         self.y = torch.as_tensor(y, device=self.device)
         self.sync = torch.cuda.synchronize if self.device == "cuda" else (lambda: None)
@@ -284,14 +300,15 @@ class TorchBench:
     def train(self):
         self.optimizer.zero_grad()
         out, _ = self.module(self.x)
-        loss = self.torch.mean(self.torch.square(out[:, -1] - self.y))
+        loss = self.torch.mean(self.torch.square(self.head(out[:, -1]) - self.y))
         loss.backward()
         self.optimizer.step()
         self.sync()
 
     def infer(self):
         with self.torch.no_grad():
-            self.module(self.x)
+            out, _ = self.module(self.x)
+            self.head(out[:, -1])
         self.sync()
 
 
@@ -300,7 +317,9 @@ def _build(impl, kind, shape, args, x, y):
     `infer()`, `path()` names the loop it ran (ask after running it)."""
     timesteps, units = shape
     if impl == "torch":
-        bench = TorchBench(kind, args.features, units, x, y, args.device, args.threads)
+        bench = TorchBench(
+            kind, args.features, units, x, y, args.device, args.threads, args.head
+        )
         return bench, lambda: "cuDNN" if args.device == "gpu" else "native"
     import keras
 
@@ -317,8 +336,9 @@ def _build(impl, kind, shape, args, x, y):
         layer = getattr(kerasrnn, KERAS_NAMES[kind])(units, fast_path=True)
     else:
         raise ValueError(f"Unknown implementation {impl!r}")
+    head = [keras.layers.Dense(1)] if args.head == "dense" else []
     model = keras.Sequential(
-        [keras.Input((timesteps, args.features), batch_size=args.batch), layer]
+        [keras.Input((timesteps, args.features), batch_size=args.batch), layer, *head]
     )
     builtin = "built-in"
     if impl == "keras":
@@ -369,7 +389,8 @@ def _data(shape, args):
     timesteps, units = shape
     rng = np.random.default_rng(0)
     x = rng.standard_normal((args.batch, timesteps, args.features)).astype("float32")
-    y = rng.standard_normal((args.batch, units)).astype("float32")
+    width = 1 if args.head == "dense" else units
+    y = rng.standard_normal((args.batch, width)).astype("float32")
     return x, y
 
 
@@ -579,6 +600,8 @@ def _child(args, kind, shape, memory_of=None, impls=None):
         args.device,
         "--impls",
         ",".join(impls or args.impls),
+        "--head",
+        args.head,
     ]
     cmd += ["--threads", str(args.threads)]
     if memory_of:
@@ -654,6 +677,7 @@ def machine_info(args):
         "features": args.features,
         "timed_steps": args.steps,
         "warmup_steps": args.warmup,
+        "head": args.head,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
     }
     versions = {}
@@ -687,6 +711,7 @@ def markdown(info, rows):
         f"Backend `{info['backend']}` on {device} "
         f"({info['threads']} threads, {info['cpu_count']} cores), "
         f"batch {info['batch']}, {info['features']} input features, "
+        f"{HEADS[info.get('head', 'none')]}, "
         f"median of {info['timed_steps']} steps after {info['warmup_steps']} "
         f"warm-up steps; OMP_WAIT_POLICY {info.get('omp_wait_policy', 'default')}; "
         f"{info['date']}. Versions: "

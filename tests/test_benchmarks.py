@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import keras
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "benchmarks", "run.py")
@@ -45,6 +46,7 @@ def test_quick_benchmark_writes_table_and_json(tmp_path):
     report = json.loads(stem.with_suffix(".json").read_text())
     assert report["machine"]["backend"] == backend
     assert report["machine"]["threads"] == 1
+    assert report["machine"]["head"] == "dense"
     rows = {r["implementation"]: r for r in report["results"]}
     expected = {"keras", "kerasrnn"}
     if backend == "tensorflow":
@@ -61,6 +63,7 @@ def test_quick_benchmark_writes_table_and_json(tmp_path):
     # No cuDNN on a CPU: the built-in LSTM runs Keras's generic loop.
     assert rows["keras"]["path"] == "built-in"
     table = stem.with_suffix(".md").read_text()
+    assert "the layer's last output into Dense(1)" in table
     assert "| LSTM | 12 | 16 | kerasrnn |" in table
     assert table.count("\n| LSTM |") == len(expected)
 
@@ -83,6 +86,39 @@ def import_benchmark():
     finally:
         sys.path.pop(0)
     return bench
+
+
+@pytest.mark.parametrize("head", ["dense", "none"])
+def test_head_is_what_the_loss_reads(head):
+    """`--head dense` (the default) times the layer inside a model, its last
+    output into `Dense(1)`; `--head none` puts the loss on the layer's output.
+    The torch rows get the same head."""
+    bench = import_benchmark()
+    flags = ["--quick"] + ([] if head == "dense" else ["--head", head])
+    args = bench.parse_args(flags)
+    assert args.head == head
+    x, y = bench._data((12, 16), args)
+    width = 1 if head == "dense" else 16
+    assert y.shape == (4, width)
+    keras_bench, _ = bench._build("keras", "lstm", (12, 16), args, x, y)
+    assert keras_bench.model.output_shape == (4, width)
+    assert isinstance(keras_bench.model.layers[-1], keras.layers.Dense) == (
+        head == "dense"
+    )
+    keras_bench.train()  # the loss's shapes agree
+    torch = pytest.importorskip("torch")
+    torch_bench, _ = bench._build("torch", "lstm", (12, 16), args, x, y)
+    if head == "dense":
+        assert isinstance(torch_bench.head, torch.nn.Linear)
+        assert torch_bench.head.out_features == 1
+        trained = [p for g in torch_bench.optimizer.param_groups for p in g["params"]]
+        assert any(p is torch_bench.head.weight for p in trained)
+    else:
+        assert isinstance(torch_bench.head, torch.nn.Identity)
+    before = [p.detach().clone() for p in torch_bench.head.parameters()]
+    torch_bench.train()
+    after = list(torch_bench.head.parameters())
+    assert all(not torch.equal(a, b) for a, b in zip(after, before))
 
 
 def test_markdown_table_lists_every_row():
@@ -117,8 +153,6 @@ def test_peak_memory_counts_the_states_kept_for_backprop(tmp_path):
     keeps at least every hidden state for its backward pass, T*B*U floats
     (3.1 MiB here). TensorFlow's allocator statistics read less than that."""
     if not sys.platform.startswith("linux"):
-        import pytest
-
         pytest.skip("the CPU memory method reads /proc/self")
     backend = run_benchmark(
         tmp_path,
