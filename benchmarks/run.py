@@ -113,6 +113,14 @@ def parse_args(argv=None):
         help="fresh processes per implementation whose median peak is "
         "reported (3); one process's reading can move by 1 MiB or more",
     )
+    parser.add_argument(
+        "--timing-processes",
+        type=int,
+        default=None,
+        help="fresh processes that time each configuration (3; --quick: 1); "
+        "the table gives the median and the range of their ratios: the "
+        "built-ins' speed moves more between processes than kerasrnn's",
+    )
     parser.add_argument("--output", default=os.path.join(HERE, "results"))
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per process")
     # Internal: run one configuration in this process and print its JSON.
@@ -126,6 +134,7 @@ def parse_args(argv=None):
         "steps": 3 if quick else 30,
         "warmup": 1 if quick else 5,
         "rounds": 1 if quick else 5,
+        "timing_processes": 1 if quick else 3,
     }
     for key, value in defaults.items():
         if getattr(args, key) is None:
@@ -149,6 +158,10 @@ def parse_args(argv=None):
         )
     if args.memory == "auto":
         args.memory = "no" if quick else "yes"
+    if args.timing_processes < 1:
+        parser.error(
+            f"--timing-processes must be at least 1. Received: {args.timing_processes}"
+        )
     if args.memory_processes < 1:
         parser.error(
             f"--memory-processes must be at least 1. Received: {args.memory_processes}"
@@ -643,14 +656,49 @@ def _median_memory(args, kind, shape, impl):
     }
 
 
+def _merge_processes(runs):
+    """One row per implementation from the rows of several fresh processes:
+    the median time and the median of the ratios (each ratio taken within
+    its own process), each process's kept as `*_processes`."""
+    merged = []
+    for rows in zip(*runs):
+        row = dict(rows[0])
+        if len({r["implementation"] for r in rows}) != 1:
+            raise RuntimeError(f"processes timed different implementations: {rows}")
+        paths = sorted({r["path"] for r in rows})
+        row["path"] = paths[0] if len(paths) == 1 else "/".join(paths)
+        row["timed_steps"] = sum(r["timed_steps"] for r in rows)
+        for key in ("train_ms", "infer_ms", "train_ratio", "infer_ratio"):
+            values = [r[key] for r in rows]
+            if None in values:
+                continue
+            row[key] = statistics.median(values)
+            if len(rows) > 1:
+                row[f"{key}_processes"] = values
+        merged.append(row)
+    return merged
+
+
+def _timed_rows(args, kind, shape, impls):
+    """The Keras implementations' rows, timed in `--timing-processes` fresh
+    processes."""
+    runs = [
+        _child(args, kind, shape, impls=impls) for _ in range(args.timing_processes)
+    ]
+    return _merge_processes(runs)
+
+
 def _torch_rows(args, kind, shape, keras_rows):
-    rows = _child(args, kind, shape, impls=["torch"])
+    runs = [
+        _child(args, kind, shape, impls=["torch"]) for _ in range(args.timing_processes)
+    ]
+    rows = _merge_processes(runs)
     base = {r["implementation"]: r for r in keras_rows}.get("keras")
     for row in rows:
         for what in ("train", "infer"):
             ratio = row[f"{what}_ms"] / base[f"{what}_ms"] if base else None
             row[f"{what}_ratio"] = ratio
-        row["note"] = "own process"
+        row["note"] = "own processes"
     return rows
 
 
@@ -677,6 +725,7 @@ def machine_info(args):
         "features": args.features,
         "timed_steps": args.steps,
         "warmup_steps": args.warmup,
+        "timing_processes": args.timing_processes,
         "head": args.head,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
     }
@@ -705,6 +754,26 @@ def _fmt(value, digits=1):
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def _processes_note(info):
+    processes = info.get("timing_processes", 1)
+    if processes == 1:
+        return ""
+    return (
+        f", in each of {processes} fresh processes (times: the median of the "
+        "processes'; × keras: the median of the ratios measured within each "
+        "process, their range in brackets)"
+    )
+
+
+def _ratio(row, what):
+    """The ratio, with the range over processes where there were several."""
+    text = _fmt(row[f"{what}_ratio"], 2)
+    each = row.get(f"{what}_ratio_processes")
+    if each:
+        text += f" ({min(each):.2f}–{max(each):.2f})"
+    return text
+
+
 def markdown(info, rows):
     device = info.get("gpu") if info["device"] == "gpu" else info["cpu"]
     lines = [
@@ -713,7 +782,7 @@ def markdown(info, rows):
         f"batch {info['batch']}, {info['features']} input features, "
         f"{HEADS[info.get('head', 'none')]}, "
         f"median of {info['timed_steps']} steps after {info['warmup_steps']} "
-        f"warm-up steps; OMP_WAIT_POLICY {info.get('omp_wait_policy', 'default')}; "
+        f"warm-up steps{_processes_note(info)}; OMP_WAIT_POLICY {info.get('omp_wait_policy', 'default')}; "
         f"{info['date']}. Versions: "
         + ", ".join(f"{k} {v}" for k, v in info["versions"].items())
         + ".",
@@ -726,8 +795,8 @@ def markdown(info, rows):
         lines.append(
             f"| {KERAS_NAMES[r['kind']]} | {r['timesteps']} | {r['units']} "
             f"| {r['implementation']} | {r['path']} | {_fmt(r['train_ms'])} "
-            f"| {_fmt(r['train_ratio'], 2)} | {_fmt(r['infer_ms'])} "
-            f"| {_fmt(r['infer_ratio'], 2)} | {_fmt(r.get('peak_mib'))} "
+            f"| {_ratio(r, 'train')} | {_fmt(r['infer_ms'])} "
+            f"| {_ratio(r, 'infer')} | {_fmt(r.get('peak_mib'))} "
             f"| {_fmt(r.get('memory_ratio'), 2)} |"
         )
     methods = sorted({r["memory_method"] for r in rows if r.get("memory_method")})
@@ -755,7 +824,7 @@ def main(argv=None):
         for shape in args.shapes:
             print(f"[benchmark] {kind} T={shape[0]} U={shape[1]}", flush=True)
             keras_impls = [i for i in args.impls if i != "torch"]
-            config_rows = _child(args, kind, shape, impls=keras_impls)
+            config_rows = _timed_rows(args, kind, shape, keras_impls)
             if "torch" in args.impls:
                 # PyTorch runs alone: sharing a process with TensorFlow's
                 # thread pools slows both (their idle threads spin).

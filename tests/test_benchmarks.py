@@ -41,6 +41,8 @@ def test_quick_benchmark_writes_table_and_json(tmp_path):
         "keras,kerasrnn,kerasrnn-readable",
         "--threads",
         "1",
+        "--timing-processes",
+        "2",
     )
     stem = tmp_path / f"{backend}-cpu-quick"
     report = json.loads(stem.with_suffix(".json").read_text())
@@ -57,7 +59,8 @@ def test_quick_benchmark_writes_table_and_json(tmp_path):
         assert rows["kerasrnn"]["path"] == "readable"
     assert set(rows) == expected
     for row in rows.values():
-        assert row["kind"] == "lstm" and row["timed_steps"] == 3
+        assert row["kind"] == "lstm" and row["timed_steps"] == 2 * 3
+        assert len(row["train_ms_processes"]) == 2
         assert row["train_ms"] > 0 and row["infer_ms"] > 0
     assert rows["keras"]["train_ratio"] == 1.0
     # No cuDNN on a CPU: the built-in LSTM runs Keras's generic loop.
@@ -184,11 +187,50 @@ def test_peak_memory_counts_the_states_kept_for_backprop(tmp_path):
     assert "median of 2 fresh processes" in row["memory_method"]
 
 
-def test_memory_processes_must_be_positive(tmp_path):
+def test_ratios_of_several_processes_are_their_median_with_range():
+    """With `--timing-processes N` each configuration is timed in N fresh
+    processes; a ratio is taken within a process (side by side), and the
+    table gives the median of the N ratios and their range."""
+    bench = import_benchmark()
+
+    def row(impl, train_ms, ratio, path="fast"):
+        return {
+            "kind": "lstm",
+            "timesteps": 12,
+            "units": 16,
+            "implementation": impl,
+            "path": path,
+            "train_ms": train_ms,
+            "infer_ms": train_ms / 2,
+            "train_ratio": ratio,
+            "infer_ratio": ratio,
+            "timed_steps": 3,
+        }
+
+    runs = [
+        [row("keras", 40.0, 1.0, "built-in"), row("kerasrnn", 24.0, 0.60)],
+        [row("keras", 33.0, 1.0, "built-in"), row("kerasrnn", 24.4, 0.74)],
+        [row("keras", 46.0, 1.0, "built-in"), row("kerasrnn", 28.0, 0.61)],
+    ]
+    keras_row, ours = bench._merge_processes(runs)
+    assert ours["train_ratio"] == 0.61  # not 24.4 / 40.0, a cross-process ratio
+    assert ours["train_ratio_processes"] == [0.60, 0.74, 0.61]
+    assert ours["train_ms"] == 24.4 and keras_row["train_ms"] == 40.0
+    assert ours["timed_steps"] == 9 and ours["path"] == "fast"
+    args = bench.parse_args(["--quick", "--timing-processes", "3"])
+    table = bench.markdown(bench.machine_info(args), [keras_row, ours])
+    assert "| LSTM | 12 | 16 | kerasrnn | fast | 24.4 | 0.61 (0.60–0.74) |" in table
+    assert "in each of 3 fresh processes" in table
+    with pytest.raises(RuntimeError, match="different implementations"):
+        bench._merge_processes([runs[0], runs[1][::-1]])
+
+
+@pytest.mark.parametrize("flag", ["--memory-processes", "--timing-processes"])
+def test_process_counts_must_be_positive(tmp_path, flag):
     backend = keras.backend.backend()
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
     done = subprocess.run(
-        [sys.executable, SCRIPT, "--quick", "--memory-processes", "0"],
+        [sys.executable, SCRIPT, "--quick", flag, "0"],
         env=env,
         capture_output=True,
         text=True,
@@ -196,4 +238,4 @@ def test_memory_processes_must_be_positive(tmp_path):
         cwd=ROOT,
     )
     assert done.returncode != 0
-    assert "--memory-processes must be at least 1. Received: 0" in done.stderr
+    assert f"{flag} must be at least 1. Received: 0" in done.stderr
