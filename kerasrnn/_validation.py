@@ -11,9 +11,14 @@ import numpy as np
 from keras import activations
 
 
+def is_integer(value):
+    """A Python or NumPy integer, and not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def check_positive_int(name, value):
     """Returns `value` if it is a positive Python/NumPy integer, else raises."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+    if not is_integer(value) or value <= 0:
         raise ValueError(
             f"{name} must be a positive integer. Received: {name}={value!r}"
         )
@@ -22,11 +27,7 @@ def check_positive_int(name, value):
 
 def check_int_at_least(name, value, minimum):
     """Returns `value` if it is a Python/NumPy integer >= `minimum`, else raises."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or value < minimum
-    ):
+    if not is_integer(value) or value < minimum:
         raise ValueError(
             f"{name} must be an integer >= {minimum}. Received: {name}={value!r}"
         )

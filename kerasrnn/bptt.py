@@ -36,15 +36,9 @@ import numbers
 
 import numpy as np
 
+from kerasrnn._validation import check_positive_int, is_integer
+
 PARAMETER_NAMES = ("W_xh", "W_hh", "b_h", "W_hy", "b_y")
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(
-            f"{name} must be a positive integer. Received: {name}={value!r}"
-        )
-    return int(value)
 
 
 def _check_params(params):
@@ -96,7 +90,7 @@ def recurrent_matrix(units, spectral_radius, seed=None, kind="gaussian"):
     Returns:
         A float64 NumPy array.
     """
-    units = _check_positive_int("units", units)
+    units = check_positive_int("units", units)
     if (
         isinstance(spectral_radius, bool)
         or not isinstance(spectral_radius, numbers.Real)
@@ -140,9 +134,9 @@ def init_params(
     Returns:
         A dict with keys `PARAMETER_NAMES`.
     """
-    input_dim = _check_positive_int("input_dim", input_dim)
-    units = _check_positive_int("units", units)
-    output_dim = _check_positive_int("output_dim", output_dim)
+    input_dim = check_positive_int("input_dim", input_dim)
+    units = check_positive_int("units", units)
+    output_dim = check_positive_int("output_dim", output_dim)
     rng = np.random.default_rng(seed)
 
     def glorot(fan_out, fan_in):
@@ -301,8 +295,8 @@ def jacobian_norms(W_hh, h=None):
     if W_hh.ndim != 2 or W_hh.shape[0] != W_hh.shape[1]:
         raise ValueError(f"W_hh must be square. Received: W_hh.shape={W_hh.shape}")
     units = W_hh.shape[0]
-    if isinstance(h, numbers.Integral) and not isinstance(h, bool):
-        steps = _check_positive_int("h", h)
+    if is_integer(h):
+        steps = check_positive_int("h", h)
         slopes = np.ones((steps + 1, units))
     else:
         h = np.asarray(h, dtype=np.float64)
@@ -490,9 +484,9 @@ def jacobian_norm_curves(
     """
     from kerasrnn.tasks import adding_problem
 
-    units = _check_positive_int("units", units)
-    seq_len = _check_positive_int("seq_len", seq_len)
-    num_sequences = _check_positive_int("num_sequences", num_sequences)
+    units = check_positive_int("units", units)
+    seq_len = check_positive_int("seq_len", seq_len)
+    num_sequences = check_positive_int("num_sequences", num_sequences)
     x, _ = adding_problem(num_sequences, max(seq_len, 2), seed=seed)
     x = x[:, :seq_len].astype(np.float64)
     curves = {"t": np.arange(seq_len + 1), "linear": {}, "tanh": {}}
@@ -536,8 +530,8 @@ def train_sgd(
         (the step whose loss or gradient first became non-finite, where
         training stops, or `None`).
     """
-    steps = _check_positive_int("steps", steps)
-    log_every = _check_positive_int("log_every", log_every)
+    steps = check_positive_int("steps", steps)
+    log_every = check_positive_int("log_every", log_every)
     if (
         isinstance(learning_rate, bool)
         or not isinstance(learning_rate, numbers.Real)

@@ -31,10 +31,11 @@ Example:
 
 import contextlib
 import json
-import numbers
 import os
 
 import keras
+
+from kerasrnn._validation import is_integer
 
 STRATEGIES = ("none", "mirrored", "multi-worker")
 # Task types of a TF_CONFIG that train (an "evaluator" only evaluates, a "ps"
@@ -242,11 +243,7 @@ def parse_tf_config(environ=None):
             f"TF_CONFIG task type must be one of {_TRAINING_TASK_TYPES} and be "
             f"listed in the cluster. Received: TF_CONFIG={raw!r}"
         )
-    if (
-        isinstance(index, bool)
-        or not isinstance(index, numbers.Integral)
-        or not 0 <= index < len(cluster[task_type])
-    ):
+    if not is_integer(index) or not 0 <= index < len(cluster[task_type]):
         raise ValueError(
             f"TF_CONFIG task index must be an integer in [0, "
             f"{len(cluster[task_type])}) for the {len(cluster[task_type])} "
@@ -321,8 +318,7 @@ def per_replica_batch_size(global_batch_size, strategy):
     """
     replicas = num_replicas(strategy)
     if (
-        isinstance(global_batch_size, bool)
-        or not isinstance(global_batch_size, numbers.Integral)
+        not is_integer(global_batch_size)
         or global_batch_size <= 0
         or global_batch_size % replicas
     ):
@@ -436,7 +432,7 @@ def data_parallel(devices=None, set_global=True):
     available = keras.distribution.list_devices()
     if devices is None:
         devices = available
-    elif isinstance(devices, numbers.Integral) and not isinstance(devices, bool):
+    elif is_integer(devices):
         if not 0 < devices <= len(available):
             raise ValueError(
                 f"devices must be between 1 and the {len(available)} available "

@@ -24,7 +24,7 @@ import numbers
 
 import numpy as np
 
-from kerasrnn._validation import check_int_at_least
+from kerasrnn._validation import check_int_at_least, is_integer
 
 ADDING_FORMS = ("le2015", "hochreiter1997")
 TASKS = ("adding_problem", "copy_memory", "temporal_order", "last_marked_value")
@@ -37,9 +37,7 @@ _A, _B, _C, _D, _X, _Y, _START, _END = range(8)
 
 
 def _check_seed(seed):
-    if seed is not None and (
-        isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-    ):
+    if seed is not None and not is_integer(seed):
         raise ValueError(f"seed must be an integer or None. Received: seed={seed!r}")
     return seed
 
