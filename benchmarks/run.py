@@ -769,7 +769,7 @@ def _ratio(row, what):
     """The ratio, with the range over processes where there were several."""
     text = _fmt(row[f"{what}_ratio"], 2)
     each = row.get(f"{what}_ratio_processes")
-    if each:
+    if each and min(each) != max(each):  # the reference row reads 1 in each
         text += f" ({min(each):.2f}–{max(each):.2f})"
     return text
 
