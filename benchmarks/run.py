@@ -680,8 +680,7 @@ def _merge_processes(runs):
 
 
 def _timed_rows(args, kind, shape, impls):
-    """The Keras implementations' rows, timed in `--timing-processes` fresh
-    processes."""
+    """The rows of `impls`, timed in `--timing-processes` fresh processes."""
     runs = [
         _child(args, kind, shape, impls=impls) for _ in range(args.timing_processes)
     ]
@@ -689,10 +688,7 @@ def _timed_rows(args, kind, shape, impls):
 
 
 def _torch_rows(args, kind, shape, keras_rows):
-    runs = [
-        _child(args, kind, shape, impls=["torch"]) for _ in range(args.timing_processes)
-    ]
-    rows = _merge_processes(runs)
+    rows = _timed_rows(args, kind, shape, ["torch"])
     base = {r["implementation"]: r for r in keras_rows}.get("keras")
     for row in rows:
         for what in ("train", "infer"):

@@ -78,7 +78,7 @@ def make_vectorizer(vocabulary_size, vocabulary=None, keep_marks=False):
     vocabulary_size = check_int_at_least("vocabulary_size", vocabulary_size, 3)
     standardize = standardize_review_keeping_marks if keep_marks else standardize_review
     return keras.layers.TextVectorization(
-        max_tokens=int(vocabulary_size),
+        max_tokens=vocabulary_size,
         standardize=standardize,
         output_mode="int",
         vocabulary=vocabulary,
