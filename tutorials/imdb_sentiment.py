@@ -338,7 +338,14 @@ strategy's `scope()`.
 """
 
 
-def build_model(args, vocabulary_size, steps_per_epoch, seed=None, name=None):
+def build_model(
+    args,
+    vocabulary_size,
+    steps_per_epoch,
+    seed=None,
+    name=None,
+    initial_embeddings=None,
+):
     model = tc.build_classifier(
         vocabulary_size,
         cell=args.cell,
@@ -352,6 +359,7 @@ def build_model(args, vocabulary_size, steps_per_epoch, seed=None, name=None):
         token_dropout=args.token_dropout,
         seed=args.seed if seed is None else seed,
         name=name,
+        initial_embeddings=initial_embeddings,
     )
     decay_steps = (
         args.epochs * steps_per_epoch if args.lr_schedule == "cosine" else None

@@ -2,6 +2,7 @@
 pooling over the review, and a sigmoid head. Runs on any Keras backend."""
 
 import keras
+import numpy as np
 from keras import ops
 
 from kerasrnn._validation import check_int_at_least, check_positive_int, check_rate
@@ -97,6 +98,7 @@ def build_classifier(
     seed=0,
     name=None,
     token_dropout=0.0,
+    initial_embeddings=None,
 ):
     """The sentiment classifier from token ids to `P(positive)`.
 
@@ -133,6 +135,12 @@ def build_classifier(
             names). Default: `None` (`"imdb_<cell>"`).
         token_dropout: Chance that a token becomes the out-of-vocabulary id
             in training (`TokenDropout`), in [0, 1); 0 for none. Default: 0.
+        initial_embeddings: Optional array `(vocabulary_size,
+            embedding_dim)` the `Embedding` starts from (for example
+            `unit_rows(train_word_vectors(...))`); it is trained further
+            with the rest. Its all-zero rows (the padding, the unknown word,
+            words the vectors were not learnt for) keep the layer's own
+            random start. Default: `None` (a random start).
 
     Returns:
         An uncompiled `keras.Model` named `name`.
@@ -163,6 +171,16 @@ def build_classifier(
         ("token_dropout", token_dropout),
     ):
         check_rate(argument, value)
+    if initial_embeddings is not None:
+        initial_embeddings = np.asarray(initial_embeddings, dtype="float32")
+        if initial_embeddings.shape != (vocabulary_size, embedding_dim):
+            raise ValueError(
+                "initial_embeddings must have shape (vocabulary_size, embedding_dim) "
+                f"= {(vocabulary_size, embedding_dim)}. Received: "
+                f"initial_embeddings.shape={initial_embeddings.shape}"
+            )
+        if not np.all(np.isfinite(initial_embeddings)):
+            raise ValueError("initial_embeddings must be finite. Received: NaN or inf")
 
     seeds = iter(range(seed * 1000, seed * 1000 + 1000))
     layer_class = CELLS[cell]
@@ -172,7 +190,7 @@ def build_classifier(
         # Its seed comes after all the others, so that models without it
         # keep their weights and dropout masks.
         x = TokenDropout(token_dropout, seed=seed * 1000 + 999, name="token_dropout")(x)
-    x = keras.layers.Embedding(
+    embedding = keras.layers.Embedding(
         vocabulary_size,
         embedding_dim,
         mask_zero=True,
@@ -180,7 +198,12 @@ def build_classifier(
             -0.05, 0.05, seed=next(seeds)
         ),
         name="embedding",
-    )(x)
+    )
+    x = embedding(x)
+    if initial_embeddings is not None:
+        learnt = np.any(initial_embeddings != 0, axis=1, keepdims=True)
+        start = ops.convert_to_numpy(embedding.embeddings)
+        embedding.embeddings.assign(np.where(learnt, initial_embeddings, start))
     if embedding_dropout:
         x = keras.layers.SpatialDropout1D(
             embedding_dropout, seed=next(seeds), name="embedding_dropout"
