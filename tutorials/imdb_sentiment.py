@@ -60,6 +60,7 @@ import os
 import time
 
 import keras
+import numpy as np
 
 from kerasrnn import experiment
 from kerasrnn import text_classification as tc
@@ -86,6 +87,9 @@ BIDIRECTIONAL = True  # read the review forwards and backwards
 POOLING = "max_mean"  # how the outputs over time become one vector
 EMBEDDING_DROPOUT = 0.25  # fraction of word-vector channels dropped per review
 TOKEN_DROPOUT = 0.0  # chance a training token becomes the unknown word
+WORD_VECTORS_EPOCHS = (
+    0  # skip-gram passes over the training text first; 0: random start
+)
 DROPOUT = 0.25  # dropout before the output layer
 BATCH_SIZE = 64  # reviews per gradient step
 LEARNING_RATE = 2e-3  # Adam's initial step size
@@ -186,6 +190,14 @@ def parse_args(argv=None):
         help="Chance that a training token is replaced by the unknown word "
         f"(word dropout). Default: {TOKEN_DROPOUT}",
     )
+    add(
+        "--word-vectors-epochs",
+        type=int,
+        default=WORD_VECTORS_EPOCHS,
+        help="Passes of skip-gram (word2vec) over the training reviews' text, "
+        "without labels, whose vectors the Embedding starts from; 0: a random "
+        f"start. Default: {WORD_VECTORS_EPOCHS}",
+    )
     add("--dropout", type=float, default=DROPOUT, help=f"Default: {DROPOUT}")
     add("--batch-size", type=int, default=BATCH_SIZE, help=f"Default: {BATCH_SIZE}")
     add(
@@ -276,6 +288,11 @@ def parse_args(argv=None):
             f"most --eval-max-length={args.eval_max_length}. "
             f"Received: {args.head_length}"
         )
+    if args.word_vectors_epochs < 0:
+        parser.error(
+            "--word-vectors-epochs must be 0 (none) or positive. "
+            f"Received: {args.word_vectors_epochs}"
+        )
     if args.gradient_norms and args.ensemble != 1:
         parser.error(
             "--gradient-norms records one model: it needs --ensemble 1. "
@@ -328,6 +345,28 @@ def make_vectorizer(args, train_texts, resuming):
         f.write("\n".join(vectorizer.get_vocabulary()))
     os.replace(tmp, path)
     return vectorizer
+
+
+def learn_word_vectors(args, vectorizer, texts, resuming):
+    """Skip-gram vectors of `texts` (unit rows), saved so that a resumed run
+    starts its remaining members from the same ones."""
+    path = os.path.join(args.output_dir, "word_vectors.npy")
+    if resuming and os.path.exists(path):
+        return np.load(path)
+    ids, reviews = tc.encode_texts(vectorizer, texts)
+    vectors = tc.train_word_vectors(
+        ids,
+        reviews,
+        vectorizer.vocabulary_size(),
+        dim=args.embedding_dim,
+        epochs=args.word_vectors_epochs,
+        seed=args.seed,
+    )
+    vectors = tc.unit_rows(vectors)
+    tmp = f"{path}.tmp.npy"
+    np.save(tmp, vectors)
+    os.replace(tmp, path)
+    return vectors
 
 
 """
@@ -406,6 +445,7 @@ def check_same_settings(output_dir, settings):
     before.setdefault("ensemble", 1)  # runs from before --ensemble existed
     before.setdefault("validation_split_by", "random")  # and --validation-split-by
     before.setdefault("token_dropout", 0.0)  # and --token-dropout
+    before.setdefault("word_vectors_epochs", 0)  # and --word-vectors-epochs
     changed = sorted(
         key
         for key in set(before) | set(settings)
@@ -494,6 +534,7 @@ def main(argv=None, extra_callbacks=()):
                     "learning_curves.png",
                     "gradient_norms.png",
                     "saved_model",
+                    "word_vectors.npy",
                 ],
             )
         experiment.write_json(os.path.join(args.output_dir, "settings.json"), settings)
@@ -530,10 +571,29 @@ def main(argv=None, extra_callbacks=()):
             test_ds = tc.encode_dataset(splits["test"], vectorizer, eval_crop, 256)
         timings["vectorizer"] = clock.seconds
 
+        initial_embeddings = None
+        if args.word_vectors_epochs:
+            # the text every member trains on, without labels; never the test's
+            texts = train_texts
+            if rotated:  # fold 0 is the other members' training text
+                texts = texts.concatenate(
+                    splits["validation"].map(lambda text, label: text).batch(512)
+                )
+            with experiment.Stopwatch() as clock:
+                initial_embeddings = learn_word_vectors(
+                    args, vectorizer, texts, resuming
+                )
+            timings["word_vectors"] = clock.seconds
+
         def build_member(seed, name):
             with strategy.scope():
                 model = build_model(
-                    args, vectorizer.vocabulary_size(), len(train_ds), seed, name
+                    args,
+                    vectorizer.vocabulary_size(),
+                    len(train_ds),
+                    seed,
+                    name,
+                    initial_embeddings,
                 )
             if seed == args.seed:
                 model.summary()

@@ -30,9 +30,14 @@ The pieces, in the order a run uses them:
    takes a batch of raw review strings, the text vectorisation inside the
    graph, and `end_to_end_model` a Keras model (`.keras`) of the same.
 
+Optionally, `train_word_vectors` learns skip-gram word vectors from the
+training reviews' text alone (`encode_texts` turns it into one stream of
+ids), and `build_classifier(initial_embeddings=unit_rows(vectors))` starts
+the `Embedding` from them.
+
 Modules: `preprocessing` (1, 2 and `TokenDropout`), `model` (3),
-`training` (4 and the metrics of 5) and `export` (the rest of 5); every
-name is importable from this package.
+`training` (4 and the metrics of 5), `export` (the rest of 5) and
+`word_vectors`; every name is importable from this package.
 
 Text pipelines are TensorFlow's (`tf.data`, `TextVectorization`), so the
 text and export functions need TensorFlow; the layers and `build_classifier`
@@ -78,6 +83,11 @@ from kerasrnn.text_classification.training import (
     train_ensemble,
     training_record,
 )
+from kerasrnn.text_classification.word_vectors import (
+    encode_texts,
+    train_word_vectors,
+    unit_rows,
+)
 
 __all__ = [
     "CELLS",
@@ -94,6 +104,7 @@ __all__ = [
     "build_classifier",
     "compile_classifier",
     "encode_dataset",
+    "encode_texts",
     "end_to_end_model",
     "ensemble_in_progress",
     "evaluate_classifier",
@@ -110,5 +121,7 @@ __all__ = [
     "start_afresh",
     "train_classifier",
     "train_ensemble",
+    "train_word_vectors",
     "training_record",
+    "unit_rows",
 ]

@@ -20,6 +20,8 @@ from kerasrnn._validation import check_int_at_least, check_positive_int
 # word2vec's exponent of the noise distribution
 _NOISE_POWER = 0.75
 _NOISE_TABLE_SIZE = 1_000_000
+# a word met more often than this in one batch moves by this many mean steps
+_MAX_SUMMED_STEPS = 10.0
 
 
 def encode_texts(vectorizer, texts, batch_size=512):
@@ -106,7 +108,10 @@ def train_word_vectors(
     """Skip-gram word vectors of a token stream (see the module docstring).
 
     Plain SGD, the learning rate falling linearly from `learning_rate` to
-    nearly 0 over all the steps, as in word2vec. Frequent words are
+    nearly 0 over all the steps, as in word2vec. Steps are taken a batch
+    of pairs at a time; a word met several times in one batch takes the sum
+    of its steps, as from word2vec's threads, but at most 10 mean steps, so
+    that frequent noise words and small vocabularies stay stable. Frequent words are
     subsampled: an occurrence of a word of frequency `f` is kept with
     chance `sqrt(subsample / f) + subsample / f`, drawn afresh each epoch.
 
@@ -198,7 +203,6 @@ def train_word_vectors(
     generator = tf.random.Generator.from_seed(seed)
     total_steps = float(sum(-(-words.size // batch_size) for words, _ in pairs))
 
-    @tf.function(reduce_retracing=True)
     def step(words, neighbours, step_index):
         rate = learning_rate * tf.maximum(1e-4, 1.0 - step_index / total_steps)
         noise_words = tf.gather(
@@ -221,26 +225,56 @@ def train_word_vectors(
             ],
             axis=0,
         )
-        # duplicate ids in a batch add their steps, as word2vec's threads do
-        inputs.scatter_sub(tf.IndexedSlices(rate * du, words))
-        outputs.scatter_sub(
-            tf.IndexedSlices(
-                rate * dv, tf.concat([neighbours, tf.reshape(noise_words, (-1,))], 0)
-            )
+        _step_rows(inputs, words, rate * du)
+        _step_rows(
+            outputs,
+            tf.concat([neighbours, tf.reshape(noise_words, (-1,))], 0),
+            rate * dv,
         )
 
-    step_index = 0
-    for words, neighbours in pairs:
-        for start in range(0, words.size, batch_size):
+    @tf.function
+    def run_epoch(words, neighbours, first_step):
+        # one graph for the whole pass: no Python between the steps
+        n = tf.shape(words)[0]
+        for i in tf.range((n + batch_size - 1) // batch_size):
+            start = i * batch_size
+            end = tf.minimum(start + batch_size, n)
             step(
-                tf.constant(words[start : start + batch_size]),
-                tf.constant(neighbours[start : start + batch_size]),
-                tf.constant(float(step_index)),
+                words[start:end],
+                neighbours[start:end],
+                tf.cast(first_step + i, tf.float32),
             )
-            step_index += 1
+
+    first_step = 0
+    for words, neighbours in pairs:
+        run_epoch(tf.constant(words), tf.constant(neighbours), tf.constant(first_step))
+        first_step += -(-words.size // batch_size)
     vectors = inputs.numpy()
+    if not np.all(np.isfinite(vectors)):
+        raise ValueError(
+            "The word vectors diverged (NaN or inf). Lower learning_rate. "
+            f"Received: learning_rate={learning_rate}"
+        )
     vectors[counts == 0] = 0.0
     return vectors
+
+
+def _step_rows(variable, rows, steps):
+    """`variable[r] -= sum of the steps for row r`, for each row in `rows`.
+
+    As with word2vec's threads, a word met several times in one batch takes
+    the sum of its steps; past `_MAX_SUMMED_STEPS` meetings the sum is scaled
+    down to that many mean steps, so that a frequent noise word, or any word
+    of a small vocabulary, cannot overshoot.
+    """
+    import tensorflow as tf
+
+    unique, index = tf.unique(rows)
+    n = tf.shape(unique)[0]
+    summed = tf.math.unsorted_segment_sum(steps, index, n)
+    counts = tf.math.unsorted_segment_sum(tf.ones_like(index, steps.dtype), index, n)
+    scale = tf.minimum(1.0, _MAX_SUMMED_STEPS / counts)
+    variable.scatter_sub(tf.IndexedSlices(summed * scale[:, None], unique))
 
 
 def unit_rows(vectors):
