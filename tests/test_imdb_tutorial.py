@@ -242,6 +242,65 @@ def test_ensemble_resumes_after_its_first_member_and_serves_the_mean(tmp_path):
     np.testing.assert_allclose(got, ensemble, atol=1e-5, rtol=1e-5)
 
 
+def test_word_vectors_come_from_the_training_text_and_start_every_member(
+    tmp_path, monkeypatch
+):
+    from kerasrnn import text_classification as tc
+
+    tutorial = load_tutorial()
+    archive = write_sample_aclimdb(tmp_path / "data", COUNTS, seed=6, archive=True)
+    args = quick_args(
+        archive, tmp_path, "--ensemble", "2", "--word-vectors-epochs", "2",
+        "--validation-split", "0.25",
+    )  # fmt: skip
+    out = tmp_path / "out"
+    streams = []
+    learn = tc.train_word_vectors
+
+    def spy(ids, reviews, *rest, **kwargs):
+        streams.append(np.asarray(ids))
+        return learn(ids, reviews, *rest, **kwargs)
+
+    monkeypatch.setattr(tc, "train_word_vectors", spy)
+    starts = []
+
+    class RecordStart(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            starts.append(np.array(self.model.get_layer("embedding").embeddings))
+
+    with pytest.raises(KeyboardInterrupt):  # as member 1 begins
+        tutorial.main(args, extra_callbacks=[RecordStart(), InterruptSecondFit()])
+    vectors = np.load(out / "word_vectors.npy")
+    learnt = np.linalg.norm(vectors, axis=1) > 0
+    np.testing.assert_allclose(np.linalg.norm(vectors[learnt], axis=1), 1, rtol=1e-5)
+    assert not learnt[:2].any() and learnt.sum() > 10  # padding, unknown word
+    np.testing.assert_array_equal(starts[0][learnt], vectors[learnt])
+
+    # The stream is every training review's text (the members together train
+    # on all of them), unlabelled; never a test review's.
+    vectorizer = tc.make_vectorizer(
+        2000, vocabulary=(out / "vocabulary.txt").read_text().split("\n")[2:],
+        keep_marks=True,
+    )  # fmt: skip
+    (root,) = (tmp_path / "cache").glob("*/aclImdb")
+
+    def tokens(split):
+        texts = [p.read_text() for p in sorted((root / split).glob("*/*.txt"))]
+        return np.sort(tc.encode_texts(vectorizer, texts)[0])
+
+    assert len(streams) == 1
+    np.testing.assert_array_equal(np.sort(streams[0]), tokens("train"))
+    assert streams[0].size != tokens("test").size
+
+    # Resumed: the saved vectors start member 1; they are not learnt again.
+    with pytest.raises(ValueError, match="--word-vectors-epochs: 2 -> 1"):
+        tutorial.main([*args, "--word-vectors-epochs", "1"])
+    starts.clear()
+    tutorial.main(args, extra_callbacks=[RecordStart()])
+    assert len(streams) == 1 and len(starts) == 1
+    np.testing.assert_array_equal(starts[0][learnt], vectors[learnt])
+
+
 @pytest.mark.parametrize("member_validation", ["rotated", "shared"])
 def test_members_validate_on_their_folds(tmp_path, member_validation):
     from kerasrnn import text_classification as tc
@@ -319,6 +378,10 @@ def test_members_validate_on_their_folds(tmp_path, member_validation):
         (["--eval-max-length", "0"], "--eval-max-length must be positive. Received: 0"),
         (["--token-dropout", "1"], "--token-dropout must be in [0, 1). Received: 1.0"),
         (["--dropout", "-0.1"], "--dropout must be in [0, 1). Received: -0.1"),
+        (
+            ["--word-vectors-epochs", "-2"],
+            "--word-vectors-epochs must be 0 (none) or positive. Received: -2",
+        ),
     ],
     ids=[
         "zero",
@@ -328,6 +391,7 @@ def test_members_validate_on_their_folds(tmp_path, member_validation):
         "eval-0",
         "token-dropout",
         "dropout",
+        "word-vectors-epochs",
     ],
 )
 def test_bad_flags_are_refused_before_anything_is_written(

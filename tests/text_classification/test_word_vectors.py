@@ -122,7 +122,9 @@ def test_small_vocabularies_stay_stable_and_divergence_is_refused():
     within = similarity[np.ix_(range(2, 7), range(2, 7))][~np.eye(5, dtype=bool)]
     assert within.min() > similarity[np.ix_(range(2, 7), range(12, 17))].max()
     with pytest.raises(ValueError, match="diverged.*learning_rate=1e\\+30"):
-        wv.train_word_vectors(ids, reviews, 24, dim=16, learning_rate=1e30)
+        wv.train_word_vectors(
+            ids, reviews, 24, dim=16, subsample=1.0, epochs=2, learning_rate=1e30
+        )
 
 
 def test_bad_streams_are_refused():
