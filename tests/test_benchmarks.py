@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -185,6 +186,43 @@ def test_peak_memory_counts_the_states_kept_for_backprop(tmp_path):
     assert row["peak_mib"] == sum(row["peak_mib_processes"]) / 2
     assert "VmHWM" in row["memory_method"]
     assert "median of 2 fresh processes" in row["memory_method"]
+
+
+def test_the_batch_is_a_backend_tensor_made_once():
+    """Every step reads the same backend tensors: none is converted from
+    NumPy inside the timed or measured step."""
+    bench = import_benchmark()
+    args = bench.parse_args(["--quick"])
+    x, y = bench._data((12, 16), args)
+    keras_bench, _ = bench._build("kerasrnn", "gru", (12, 16), args, x, y)
+    batch = keras_bench.batch
+    assert len(batch) == 2
+    for tensor, array in zip(batch, (x, y)):
+        assert not isinstance(tensor, np.ndarray)
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(tensor), array)
+    keras_bench.train()
+    assert keras_bench.batch is batch
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="the TensorFlow fast path"
+)
+def test_peak_memory_holds_no_copy_of_the_input_batch(tmp_path):
+    """With 4 units and 256 input features the input (12.5 MiB) dwarfs the
+    states the fast path keeps (0.2 MiB) and the fast path reads the input
+    in place; feeding the step NumPy made two copies of it (25 MiB)."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the CPU memory method reads /proc/self")
+    backend = run_benchmark(
+        tmp_path,
+        "--kinds", "simple_rnn", "--shapes", "200x4", "--impls", "kerasrnn",
+        "--batch", "64", "--features", "256", "--steps", "2", "--warmup", "1",
+        "--rounds", "1", "--memory", "yes", "--memory-processes", "1",
+    )  # fmt: skip
+    report = json.loads((tmp_path / f"{backend}-cpu.json").read_text())
+    (row,) = report["results"]
+    input_mib = 64 * 200 * 256 * 4 / 2**20
+    assert row["peak_mib"] < input_mib / 2, row
 
 
 def test_ratios_of_several_processes_are_their_median_with_range():
