@@ -87,9 +87,7 @@ BIDIRECTIONAL = True  # read the review forwards and backwards
 POOLING = "max_mean"  # how the outputs over time become one vector
 EMBEDDING_DROPOUT = 0.25  # fraction of word-vector channels dropped per review
 TOKEN_DROPOUT = 0.0  # chance a training token becomes the unknown word
-WORD_VECTORS_EPOCHS = (
-    0  # skip-gram passes over the training text first; 0: random start
-)
+WORD_VECTORS_EPOCHS = 1  # skip-gram passes over the training text; 0: none
 DROPOUT = 0.25  # dropout before the output layer
 BATCH_SIZE = 64  # reviews per gradient step
 LEARNING_RATE = 2e-3  # Adam's initial step size
