@@ -111,9 +111,10 @@ def train_word_vectors(
     nearly 0 over all the steps, as in word2vec. Steps are taken a batch
     of pairs at a time; a word met several times in one batch takes the sum
     of its steps, as from word2vec's threads, but at most 10 mean steps, so
-    that frequent noise words and small vocabularies stay stable. Frequent words are
-    subsampled: an occurrence of a word of frequency `f` is kept with
-    chance `sqrt(subsample / f) + subsample / f`, drawn afresh each epoch.
+    that frequent noise words and small vocabularies stay stable. Frequent
+    words are subsampled: an occurrence of a word of frequency `f` is kept
+    with chance `sqrt(subsample / f) + subsample / f`, drawn afresh each
+    epoch.
 
     Args:
         ids: int array, the token ids of the text, review after review
@@ -211,20 +212,12 @@ def train_word_vectors(
                 (tf.shape(words)[0], negatives), maxval=noise_table.size, dtype=tf.int64
             ),
         )
-        u = tf.gather(inputs, words)  # (B, D)
-        v = tf.gather(outputs, neighbours)  # (B, D)
-        v_noise = tf.gather(outputs, noise_words)  # (B, K, D)
-        # d(-log sigmoid(x))/dx = sigmoid(x) - 1; d(-log sigmoid(-x))/dx = sigmoid(x)
-        g = tf.sigmoid(tf.reduce_sum(u * v, -1)) - 1.0  # (B,)
-        g_noise = tf.sigmoid(tf.einsum("bd,bkd->bk", u, v_noise))  # (B, K)
-        du = g[:, None] * v + tf.einsum("bk,bkd->bd", g_noise, v_noise)
-        dv = tf.concat(
-            [
-                g[:, None] * u,
-                tf.reshape(g_noise[:, :, None] * u[:, None, :], (-1, dim)),
-            ],
-            axis=0,
+        du, dv, dv_noise = negative_sampling_gradients(
+            tf.gather(inputs, words),
+            tf.gather(outputs, neighbours),
+            tf.gather(outputs, noise_words),
         )
+        dv = tf.concat([dv, tf.reshape(dv_noise, (-1, dim))], axis=0)
         _step_rows(inputs, words, rate * du)
         _step_rows(
             outputs,
@@ -257,6 +250,29 @@ def train_word_vectors(
         )
     vectors[counts == 0] = 0.0
     return vectors
+
+
+def negative_sampling_gradients(u, v, v_noise):
+    """Gradients of the skip-gram loss of a batch of pairs, by hand.
+
+    The loss of a word with input vector `u`, its neighbour's output vector
+    `v` and noise words' output vectors `v_noise[k]` is
+    `-log sigmoid(u . v) - sum_k log sigmoid(-u . v_noise[k])`.
+
+    Args:
+        u: `(B, D)`; v: `(B, D)`; v_noise: `(B, K, D)`.
+
+    Returns:
+        `(du, dv, dv_noise)`, each shaped like its vectors: the gradients of
+        the batch's summed loss with respect to each pair's own copy.
+    """
+    import tensorflow as tf
+
+    # d(-log sigmoid(x))/dx = sigmoid(x) - 1; d(-log sigmoid(-x))/dx = sigmoid(x)
+    g = tf.sigmoid(tf.reduce_sum(u * v, -1)) - 1.0  # (B,)
+    g_noise = tf.sigmoid(tf.einsum("bd,bkd->bk", u, v_noise))  # (B, K)
+    du = g[:, None] * v + tf.einsum("bk,bkd->bd", g_noise, v_noise)
+    return du, g[:, None] * u, g_noise[:, :, None] * u[:, None, :]
 
 
 def _step_rows(variable, rows, steps):

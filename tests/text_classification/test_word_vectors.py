@@ -2,7 +2,9 @@
 of `build_classifier(initial_embeddings=...)`.
 
 References: a brute-force enumeration of the skip-gram pairs written here
-(every pair of positions within the drawn window, in one review);
+(every pair of positions within the drawn window, in one review); automatic
+differentiation of the skip-gram loss for the hand-written gradients
+(float64, 1e-12);
 word2vec's subsampling formula evaluated by hand; a synthetic corpus whose
 words fall in two groups that never share a context, which the vectors must
 separate; the classifier built without `initial_embeddings` for every weight
@@ -39,6 +41,25 @@ def test_skipgram_pairs_match_a_brute_force_enumeration(window):
     assert collections.Counter(zip(words, neighbours)) == _pairs_by_brute_force(
         ids, reviews, spans
     )
+
+
+def test_hand_written_gradients_match_autodiff():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    u, v = (tf.constant(rng.standard_normal((6, 5)), tf.float64) for _ in range(2))
+    v_noise = tf.constant(rng.standard_normal((6, 3, 5)), tf.float64)
+    with tf.GradientTape() as tape:
+        tape.watch([u, v, v_noise])
+        positive = tf.reduce_sum(u * v, -1)
+        noise = tf.einsum("bd,bkd->bk", u, v_noise)
+        loss = -tf.reduce_sum(tf.math.log_sigmoid(positive)) - tf.reduce_sum(
+            tf.math.log_sigmoid(-noise)
+        )
+    expected = tape.gradient(loss, [u, v, v_noise])
+    got = wv.negative_sampling_gradients(u, v, v_noise)
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12, atol=1e-12)
 
 
 def test_keep_probability_is_word2vecs():
