@@ -202,7 +202,8 @@ def train_word_vectors(
     outputs = tf.Variable(tf.zeros((vocabulary_size, dim)), name="context_vectors")
     table = tf.constant(noise_table)
     generator = tf.random.Generator.from_seed(seed)
-    total_steps = float(sum(-(-words.size // batch_size) for words, _ in pairs))
+    steps_per_epoch = [-(-words.size // batch_size) for words, _ in pairs]
+    total_steps = float(sum(steps_per_epoch))
 
     def step(words, neighbours, step_index):
         rate = learning_rate * tf.maximum(1e-4, 1.0 - step_index / total_steps)
@@ -239,9 +240,9 @@ def train_word_vectors(
             )
 
     first_step = 0
-    for words, neighbours in pairs:
+    for (words, neighbours), steps in zip(pairs, steps_per_epoch):
         run_epoch(tf.constant(words), tf.constant(neighbours), tf.constant(first_step))
-        first_step += -(-words.size // batch_size)
+        first_step += steps
     vectors = inputs.numpy()
     if not np.all(np.isfinite(vectors)):
         raise ValueError(
