@@ -198,3 +198,39 @@ def test_checkpointed_backward_equals_readable_cell(steps, case, monkeypatch):
         lengths == [steps // simple_rnn._CHECKPOINT_EVERY] for lengths in saved_lengths
     )
     assert len(saved_lengths) % slices == 0
+
+
+@pytest.mark.parametrize("wrapper", ["bidirectional", "stateful"])
+def test_checkpointed_backward_in_bidirectional_and_stateful(wrapper):
+    """The checkpointed backward (9 steps: two chunks and a tail) inside
+    `Bidirectional` with a mask, and in a stateful layer over two calls:
+    outputs and gradients equal the readable loop's (1e-5)."""
+    steps = 9
+
+    def build(fast_path):
+        if wrapper == "bidirectional":
+            layer = keras.layers.Bidirectional(
+                kerasrnn.SimpleRNN(UNITS, fast_path=fast_path), merge_mode="concat"
+            )
+        else:
+            layer = kerasrnn.SimpleRNN(UNITS, fast_path=fast_path, stateful=True)
+        layer.build((3, steps, FEATURES))
+        return layer
+
+    fast, readable = build(True), build(False)
+    weights = random_weights_like(readable, scale=0.5)
+    fast.set_weights(weights)
+    readable.set_weights(weights)
+    rng = np.random.default_rng(1)
+    call = {"mask": _mask(steps)} if wrapper == "bidirectional" else {}
+    for _ in range(2 if wrapper == "stateful" else 1):
+        x = rng.standard_normal((3, steps, FEATURES)).astype("float32")
+        out_fast, g_fast = call_and_gradients(fast, x, call)
+        out_readable, g_readable = call_and_gradients(readable, x, call)
+        assert_all_close(out_fast[0], out_readable[0], atol=1e-5, rtol=1e-5)
+        for name in g_readable:
+            assert_all_close(
+                g_fast[name], g_readable[name], atol=1e-5, rtol=1e-5, what=name
+            )
+    inner = fast.forward_layer if wrapper == "bidirectional" else fast
+    assert inner.last_path == "fast", inner.last_path_reason
