@@ -113,7 +113,7 @@ def _forward(
     every = checkpoint_interval(x.shape[1], sequences) if saved else 1
     if every > 1:
         # The state after every `every`-th step, then the last steps.
-        chunks, tail = divmod(x.shape[1], every)
+        chunks = x.shape[1] // every
 
         def chunk(j, h):
             for i in range(every):
