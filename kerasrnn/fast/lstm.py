@@ -41,6 +41,7 @@ A masked step keeps `h_tm1` and `c_tm1`. Recurrent dropout multiplies
 import tensorflow as tf
 
 from kerasrnn.fast.sequence_op import (
+    chunk_gradients,
     compiled,
     previous_step,
     sequence_op,
@@ -154,14 +155,10 @@ def _backward_loop(
             dh, dc, dz, xh = step(top - k, dh, dc)
             dzs.insert(0, dz)
             xhs.insert(0, xh)
-        dz, xh = tf.concat(dzs, axis=0), tf.concat(xhs, axis=0)
-        # z = [x_t, h_tm1] @ [[W], [U]] + b over the rows of all `count` steps
-        d_stacked = d_stacked + tf.matmul(xh, dz, transpose_a=True)
-        d_bias = d_bias + tf.reduce_sum(dz, axis=0)
-        if not input_gradient:
-            return (dh, dc, d_stacked, d_bias), None
-        dx = tf.matmul(dz, input_kernel, transpose_b=True)
-        return (dh, dc, d_stacked, d_bias), tf.reshape(dx, (count, batch, features))
+        d_stacked, d_bias, dx = chunk_gradients(
+            dzs, xhs, d_stacked, d_bias, input_kernel if input_gradient else None
+        )
+        return (dh, dc, d_stacked, d_bias), dx
 
     state = (
         tf.zeros_like(h0) if dh_last is None else dh_last,

@@ -288,6 +288,31 @@ def time_loop(step, steps, states, recorded, dtype, backward=False):
     return states, {name: a.stack() for name, a in arrays.items()}
 
 
+def chunk_gradients(dzs, xhs, d_stacked, d_bias, input_kernel=None):
+    """Adds the weight gradients of a chunk of steps, `z = [x_t, h_tm1] @
+    [[W], [U]] + b`, as one matmul over the rows of all its steps (faster
+    on a CPU than one thin matmul per step).
+
+    Args:
+        dzs, xhs: Per step of the chunk, in time order, `dL/dz` and the
+            `[x_t, h_tm1]` it multiplied.
+        d_stacked, d_bias: The gradients of `[[W], [U]]` and `b` so far.
+        input_kernel: `W`, to also return the input gradient, else `None`.
+
+    Returns:
+        `(d_stacked, d_bias, dx)`, `dx` being `dL/dx_t` of the chunk's steps,
+        `(steps, batch, features)`, or `None` without `input_kernel`.
+    """
+    dz, xh = tf.concat(dzs, axis=0), tf.concat(xhs, axis=0)
+    d_stacked = d_stacked + tf.matmul(xh, dz, transpose_a=True)
+    d_bias = d_bias + tf.reduce_sum(dz, axis=0)
+    if input_kernel is None:
+        return d_stacked, d_bias, None
+    dx = tf.matmul(dz, input_kernel, transpose_b=True)
+    steps, batch, features = len(dzs), tf.shape(dzs[0])[0], input_kernel.shape[0]
+    return d_stacked, d_bias, tf.reshape(dx, (steps, batch, features))
+
+
 def previous_step(sequence, t, first):
     """`sequence[t - 1]`, or `first` at `t = 0`: the value step `t` saw."""
     return tf.where(t > 0, sequence[tf.maximum(t - 1, 0)], first)

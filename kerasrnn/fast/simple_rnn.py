@@ -39,6 +39,7 @@ pass (`kerasrnn.fast.sequence_op.training_slices`).
 import tensorflow as tf
 
 from kerasrnn.fast.sequence_op import (
+    chunk_gradients,
     compiled,
     previous_step,
     sequence_op,
@@ -211,15 +212,14 @@ def _backward_loop(
             dh, dz, xh, _ = back(first + i, states[i + 1], states[i], dh)
             dzs.insert(0, dz)
             xhs.insert(0, xh)
-        # z = [x_t, h_tm1] @ [[W], [U]] + b: both weight gradients at once,
-        # over the rows of all `count` steps (one larger matmul runs faster).
-        dz, xh = tf.concat(dzs, axis=0), tf.concat(xhs, axis=0)
-        d_stacked = d_stacked + tf.matmul(xh, dz, transpose_a=True)
-        d_bias = d_bias + tf.reduce_sum(dz, axis=0)
-        if not input_gradient:
-            return (dh, d_stacked, d_bias), None
-        dx = tf.matmul(dz, backward_kernel[:features], transpose_b=True)
-        return (dh, d_stacked, d_bias), tf.reshape(dx, (count, -1, features))
+        d_stacked, d_bias, dx = chunk_gradients(
+            dzs,
+            xhs,
+            d_stacked,
+            d_bias,
+            backward_kernel[:features] if input_gradient else None,
+        )
+        return (dh, d_stacked, d_bias), dx
 
     state = (
         tf.zeros_like(h0) if dh_last is None else dh_last,
