@@ -234,3 +234,50 @@ def test_checkpointed_backward_in_bidirectional_and_stateful(wrapper):
             )
     inner = fast.forward_layer if wrapper == "bidirectional" else fast
     assert inner.last_path == "fast", inner.last_path_reason
+
+
+def test_length_known_only_at_run_time_saves_every_state(monkeypatch):
+    """A length unknown when the kernel is traced cannot be cut into chunks:
+    every state is saved (`checkpoint_interval` 1), and the gradients still
+    equal the readable loop's (1e-5), 11 steps, masked, with `dx`."""
+    import tensorflow as tf
+
+    from kerasrnn.fast import simple_rnn
+
+    intervals = []
+    compiled = simple_rnn._backward_compiled
+
+    def spy(*args, **kwargs):
+        intervals.append(kwargs["every"])
+        return compiled(*args, **kwargs)
+
+    monkeypatch.setattr(simple_rnn, "_backward_compiled", spy)
+    steps = 11
+    layers = [kerasrnn.SimpleRNN(UNITS, fast_path=fast) for fast in (True, False)]
+    for layer in layers:
+        layer.build((3, None, FEATURES))
+    weights = random_weights_like(layers[1], scale=0.5)
+    rng = np.random.default_rng(4)
+    x = tf.constant(rng.standard_normal((3, steps, FEATURES)).astype("float32"))
+    mask = tf.constant(_mask(steps))
+    signature = [
+        tf.TensorSpec((3, None, FEATURES), tf.float32),
+        tf.TensorSpec((3, None), tf.bool),
+    ]
+    results = []
+    for layer in layers:
+        layer.set_weights(weights)
+
+        @tf.function(input_signature=signature)
+        def run(x, mask, layer=layer):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x, mask=mask, training=True)
+                loss = tf.reduce_sum(y * tf.range(1.0, UNITS + 1.0))
+            return y, tape.gradient(loss, [x] + layer.trainable_weights)
+
+        results.append(run(x, mask))
+    assert layers[0].last_path == "fast", layers[0].last_path_reason
+    assert intervals and set(intervals) == {1}
+    for a, b in zip(tf.nest.flatten(results[0]), tf.nest.flatten(results[1])):
+        assert_all_close(to_numpy(a), to_numpy(b), atol=1e-5, rtol=1e-5)
