@@ -71,12 +71,13 @@ def _derivative(activation, h):
     return tf.ones_like(h)
 
 
-def _step(x_t, h_tm1, stacked_kernel, bias, step_mask, recurrent_mask, act):
-    """One step of the recurrence (forward, and recomputed in backward)."""
+def _step(x, t, h_tm1, stacked_kernel, bias, mask, recurrent_mask, act):
+    """Step `t` of the recurrence from `h_tm1` (forward, and recomputed in
+    backward)."""
     h_read = h_tm1 if recurrent_mask is None else h_tm1 * recurrent_mask
-    h = act(tf.matmul(tf.concat([x_t, h_read], axis=-1), stacked_kernel) + bias)
-    if step_mask is not None:
-        h = tf.where(step_mask, h, h_tm1)
+    h = act(tf.matmul(tf.concat([x[:, t], h_read], axis=-1), stacked_kernel) + bias)
+    if mask is not None:
+        h = tf.where(mask[t], h, h_tm1)
     return h
 
 
@@ -106,10 +107,7 @@ def _forward(
     act = _ACTIVATIONS[activation]
 
     def run(t, h_tm1):
-        step_mask = None if mask is None else mask[t]
-        return _step(
-            x[:, t], h_tm1, stacked_kernel, bias, step_mask, recurrent_mask, act
-        )
+        return _step(x, t, h_tm1, stacked_kernel, bias, mask, recurrent_mask, act)
 
     every = checkpoint_interval(x.shape[1], sequences) if saved else 1
     if every > 1:
@@ -194,14 +192,14 @@ def _backward_loop(
         the loop state and `dx` of those steps in time order."""
         states = [h_before]
         for i in range(count - 1):
-            step_mask = None if mask is None else mask[first + i]
             states.append(
                 _step(
-                    x[:, first + i],
+                    x,
+                    first + i,
                     states[-1],
                     backward_kernel,
                     bias,
-                    step_mask,
+                    mask,
                     recurrent_mask,
                     act,
                 )
@@ -232,8 +230,7 @@ def _backward_loop(
         def step(t, state):
             dh, d_stacked, d_bias = state
             dh, dz, xh, dx = back(t, hs[t], previous_step(hs, t, h0), dh)
-            d_stacked = d_stacked + tf.matmul(xh, dz, transpose_a=True)
-            d_bias = d_bias + tf.reduce_sum(dz, axis=0)
+            d_stacked, d_bias, _ = chunk_gradients([dz], [xh], d_stacked, d_bias)
             return (dh, d_stacked, d_bias), ({"dx": dx} if input_gradient else {})
 
         state, seq = time_loop(
@@ -256,7 +253,7 @@ def _backward_loop(
         state, seq = time_loop(chunk, chunks, state, recorded, x.dtype, backward=True)
         dx = None
         if input_gradient:
-            dx = tf.reshape(seq["dx"], (chunks * every, -1, features))
+            dx = tf.reshape(seq["dx"], (chunks * every, tf.shape(x)[0], features))
             if dx_tail is not None:
                 dx = tf.concat([dx, dx_tail], axis=0)
     # The gradient has the layout of `x`: batch-major.
