@@ -255,26 +255,52 @@ def test_fast_path_keeps_the_state_sequence_once(kind, monkeypatch):
             assert not (array.shape == states.shape and np.array_equal(array, states))
 
 
+def test_lstm_backward_chunks_reach_256_rows_within_4_to_8_steps():
+    from kerasrnn.fast.lstm import chunk_steps
+
+    expected = {1: 8, 3: 8, 32: 8, 33: 7, 40: 6, 52: 4, 64: 4, 512: 4}
+    assert {rows: chunk_steps(rows) for rows in expected} == expected
+    assert chunk_steps(None) == 4
+
+
 @pytest.mark.parametrize("watch_input", [True, False], ids=["dx", "no_dx"])
 @pytest.mark.parametrize(
     "steps", [16, 19, None], ids=["chunks", "chunks_and_head", "run_time_length"]
 )
-def test_fast_lstm_backward_in_chunks_of_steps(steps, watch_input):
+@pytest.mark.parametrize("batch", [BATCH, 64], ids=["8_step_chunks", "4_step_chunks"])
+def test_fast_lstm_backward_in_chunks_of_steps(batch, steps, watch_input, monkeypatch):
     """The LSTM's backward pass takes its weight and input gradients over
-    chunks of `kerasrnn.fast.lstm._CHUNK` (4) steps and a head of the
-    remaining newest steps; with a length known only at run time it goes
-    step by step; when no tape watches the input (a model's first layer) it
-    skips the input gradient. All equal the readable loop."""
+    chunks of `kerasrnn.fast.lstm.chunk_steps(batch)` steps (8 for 3 rows, 4
+    for 64) and a head of the remaining newest steps; with a length known
+    only at run time it goes step by step; when no tape watches the input (a
+    model's first layer) it skips the input gradient. All equal the readable
+    loop."""
     import tensorflow as tf
 
-    fast, readable = twin_layers("lstm", return_sequences=True, return_state=True)
+    from kerasrnn.fast import lstm
+    from kerasrnn.fast.sequence_op import compiled
+
+    # One batch slice, so that the kernel sees `batch` rows.
+    monkeypatch.setenv("KERASRNN_FAST_GROUPS", "1")
+    sizes, chunk_steps = [], lstm.chunk_steps
+
+    def spy(rows):
+        sizes.append(chunk_steps(rows))
+        return sizes[-1]
+
+    monkeypatch.setattr(lstm, "chunk_steps", spy)
+    # A kernel of its own, traced here whatever other tests traced before.
+    monkeypatch.setattr(lstm, "_backward_compiled", compiled(lstm._backward_loop))
+    fast, readable = twin_layers(
+        "lstm", batch=batch, return_sequences=True, return_state=True
+    )
     length = steps or 13
     rng = np.random.default_rng(5)
-    x = tf.constant(rng.standard_normal((BATCH, length, FEATURES)).astype("float32"))
-    mask = tf.constant(rng.random((BATCH, length)) > 0.2)
+    x = tf.constant(rng.standard_normal((batch, length, FEATURES)).astype("float32"))
+    mask = tf.constant(rng.random((batch, length)) > 0.2)
     signature = [
-        tf.TensorSpec((BATCH, steps, FEATURES), tf.float32),
-        tf.TensorSpec((BATCH, steps), tf.bool),
+        tf.TensorSpec((batch, steps, FEATURES), tf.float32),
+        tf.TensorSpec((batch, steps), tf.bool),
     ]
     results = []
     for layer in (fast, readable):
@@ -293,6 +319,8 @@ def test_fast_lstm_backward_in_chunks_of_steps(steps, watch_input):
         assert layer.last_path == ("fast" if layer is fast else "readable")
     for a, b in zip(tf.nest.flatten(results[0]), tf.nest.flatten(results[1])):
         assert_all_close(to_numpy(a), to_numpy(b), atol=1e-5, rtol=1e-5, what="lstm")
+    # A length known only at run time is taken one step at a time.
+    assert sizes == ([] if steps is None else [8 if batch == BATCH else 4])
 
 
 @pytest.mark.parametrize(
