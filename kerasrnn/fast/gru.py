@@ -26,6 +26,7 @@ from kerasrnn.fast.sequence_op import (
     sequence_op,
     split_by_mask,
     time_loop,
+    transposed,
 )
 
 
@@ -97,8 +98,12 @@ def _backward_loop(
     reset_after = len(saved) == 4
     hs, s_all, hh_all = saved[:3]
     units = h0.shape[-1]
-    recurrent_zr = recurrent_kernel[:, : 2 * units]
-    recurrent_h = recurrent_kernel[:, 2 * units :]
+    # The weights that the gradients multiply, each transposed once
+    # (`transposed`); rows of the transpose are the kernel's gate blocks.
+    recurrent_kernel_t = transposed(recurrent_kernel)
+    recurrent_zr_t = recurrent_kernel_t[: 2 * units]
+    recurrent_h_t = recurrent_kernel_t[2 * units :]
+    kernel_t = transposed(kernel) if input_gradient else None
 
     def step(t, states):
         dh, d_kernel, d_recurrent, d_bias, d_recurrent_bias = states
@@ -120,7 +125,7 @@ def _backward_loop(
         if reset_after:
             dr = dah * saved[3][t]
         else:
-            d_rh = tf.matmul(dah, recurrent_h, transpose_b=True)
+            d_rh = tf.matmul(dah, recurrent_h_t)
             dr = d_rh * h_tm1_dropped
         # z = (1 + s_z) / 2 with s = tanh(p / 2): dz/dp = (1 - s**2) / 4
         ds = tf.concat([dz, dr], axis=-1) * 0.25 * (1 - s * s)
@@ -129,7 +134,7 @@ def _backward_loop(
             du = tf.concat([ds, dah * r], axis=-1)
             d_recurrent = d_recurrent + tf.matmul(h_tm1_dropped, du, transpose_a=True)
             d_recurrent_bias = d_recurrent_bias + tf.reduce_sum(du, axis=0)
-            dh_dropped = tf.matmul(du, recurrent_kernel, transpose_b=True)
+            dh_dropped = tf.matmul(du, recurrent_kernel_t)
         else:
             d_recurrent = d_recurrent + tf.concat(
                 [
@@ -138,7 +143,7 @@ def _backward_loop(
                 ],
                 axis=-1,
             )
-            dh_dropped = tf.matmul(ds, recurrent_zr, transpose_b=True) + d_rh * r
+            dh_dropped = tf.matmul(ds, recurrent_zr_t) + d_rh * r
         if recurrent_mask is not None:
             dh_dropped = dh_dropped * recurrent_mask
         dh_tm1 = dh * 0.5 * (1 + s_z) + dh_dropped
@@ -149,7 +154,7 @@ def _backward_loop(
         states = (dh_tm1, d_kernel, d_recurrent, d_bias, d_recurrent_bias)
         if not input_gradient:
             return states, {}
-        return states, {"dx": tf.matmul(dxw, kernel, transpose_b=True)}
+        return states, {"dx": tf.matmul(dxw, kernel_t)}
 
     zeros = tf.zeros([3 * units], x.dtype)
     start = (

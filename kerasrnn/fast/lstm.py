@@ -47,6 +47,7 @@ from kerasrnn.fast.sequence_op import (
     sequence_op,
     split_by_mask,
     time_loop,
+    transposed,
 )
 
 
@@ -129,6 +130,8 @@ def _backward_loop(
     features = x.shape[-1]
     units = h0.shape[-1]
     batch = tf.shape(x)[0]
+    recurrent_kernel_t = transposed(recurrent_kernel)
+    input_kernel_t = transposed(input_kernel) if input_gradient else None
 
     def step(t, dh, dc):
         """One step back; returns the gradients reaching step t - 1, `dz`
@@ -152,7 +155,7 @@ def _backward_loop(
         h_tm1 = previous_step(hs, t, h0)
         if recurrent_mask is not None:
             h_tm1 = h_tm1 * recurrent_mask
-        dh_tm1 = tf.matmul(dz, recurrent_kernel, transpose_b=True)
+        dh_tm1 = tf.matmul(dz, recurrent_kernel_t)
         if recurrent_mask is not None:
             dh_tm1 = dh_tm1 * recurrent_mask
         dc_tm1 = dc * 0.5 * (1 + a_f)
@@ -169,7 +172,7 @@ def _backward_loop(
             dzs.insert(0, dz)
             xhs.insert(0, xh)
         d_stacked, d_bias, dx = chunk_gradients(
-            dzs, xhs, d_stacked, d_bias, input_kernel if input_gradient else None
+            dzs, xhs, d_stacked, d_bias, input_kernel_t
         )
         return (dh, dc, d_stacked, d_bias), dx
 

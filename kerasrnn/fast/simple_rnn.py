@@ -45,6 +45,7 @@ from kerasrnn.fast.sequence_op import (
     sequence_op,
     split_by_mask,
     time_loop,
+    transposed,
 )
 
 _ACTIVATIONS = {
@@ -160,7 +161,16 @@ def _backward_loop(
     # `steps % every` from the last checkpoint up to `h_last`).
     act = _ACTIVATIONS[activation]
     features, units = x.shape[-1], h0.shape[-1]
-    recurrent_kernel = backward_kernel[-units:]
+    # The weights that `dz` multiplies, each transposed once (`transposed`):
+    # all of them where each step takes its own input gradient, else `U`,
+    # and `W` for the chunks' input gradients.
+    if input_gradient and every == 1:
+        backward_kernel_t = transposed(backward_kernel)
+    else:
+        recurrent_kernel_t = transposed(backward_kernel[-units:])
+    input_kernel_t = None
+    if input_gradient and every > 1:
+        input_kernel_t = transposed(backward_kernel[:features])
 
     def back(t, h_t, h_tm1, dh):
         """Step `t` back, from the gradient reaching `h_t`; returns the
@@ -176,10 +186,10 @@ def _backward_loop(
         xh = tf.concat([x[:, t], h_tm1], axis=-1)
         dx = None
         if input_gradient and every == 1:
-            dxh = tf.matmul(dz, backward_kernel, transpose_b=True)
+            dxh = tf.matmul(dz, backward_kernel_t)
             dh_tm1, dx = dxh[:, features:], dxh[:, :features]
         else:
-            dh_tm1 = tf.matmul(dz, recurrent_kernel, transpose_b=True)
+            dh_tm1 = tf.matmul(dz, recurrent_kernel_t)
         if recurrent_mask is not None:
             dh_tm1 = dh_tm1 * recurrent_mask
         if mask is not None:
@@ -211,11 +221,7 @@ def _backward_loop(
             dzs.insert(0, dz)
             xhs.insert(0, xh)
         d_stacked, d_bias, dx = chunk_gradients(
-            dzs,
-            xhs,
-            d_stacked,
-            d_bias,
-            backward_kernel[:features] if input_gradient else None,
+            dzs, xhs, d_stacked, d_bias, input_kernel_t
         )
         return (dh, d_stacked, d_bias), dx
 
