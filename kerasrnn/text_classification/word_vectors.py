@@ -226,9 +226,12 @@ def train_word_vectors(
             rate * dv,
         )
 
-    @tf.function
+    # One graph for the whole pass, no Python between the steps; traced once
+    # for all epochs, whose numbers of pairs differ.
+    pairs_spec = tf.TensorSpec([None], tf.int32)
+
+    @tf.function(input_signature=[pairs_spec, pairs_spec, tf.TensorSpec([], tf.int32)])
     def run_epoch(words, neighbours, first_step):
-        # one graph for the whole pass: no Python between the steps
         n = tf.shape(words)[0]
         for i in tf.range((n + batch_size - 1) // batch_size):
             start = i * batch_size

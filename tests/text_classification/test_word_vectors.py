@@ -102,6 +102,23 @@ def test_words_used_alike_get_nearby_vectors():
     assert np.all(np.linalg.norm(vectors[2:22], axis=1) > 0)
 
 
+def test_one_trace_serves_every_epoch(monkeypatch):
+    """Epochs draw different numbers of pairs (each its own subsampling and
+    windows); the pass over them is traced once, not once per epoch (which
+    made TensorFlow warn of retracing)."""
+    traces = []
+
+    def counting(u, v, v_noise):
+        traces.append(u.shape)
+        return negative_sampling_gradients(u, v, v_noise)
+
+    negative_sampling_gradients = wv.negative_sampling_gradients
+    monkeypatch.setattr(wv, "negative_sampling_gradients", counting)
+    ids, reviews = _two_group_corpus()
+    wv.train_word_vectors(ids, reviews, 24, dim=4, window=3, epochs=4, batch_size=16)
+    assert len(traces) == 1
+
+
 def test_same_seed_same_vectors_other_seed_other_vectors():
     ids, reviews = _two_group_corpus(reviews=40)
     train = lambda seed: wv.train_word_vectors(  # noqa: E731
