@@ -106,13 +106,12 @@ def test_one_trace_serves_every_epoch(monkeypatch):
     """Epochs draw different numbers of pairs (each its own subsampling and
     windows); the pass over them is traced once, not once per epoch (which
     made TensorFlow warn of retracing)."""
-    traces = []
+    traces, negative_sampling_gradients = [], wv.negative_sampling_gradients
 
     def counting(u, v, v_noise):
         traces.append(u.shape)
         return negative_sampling_gradients(u, v, v_noise)
 
-    negative_sampling_gradients = wv.negative_sampling_gradients
     monkeypatch.setattr(wv, "negative_sampling_gradients", counting)
     ids, reviews = _two_group_corpus()
     wv.train_word_vectors(ids, reviews, 24, dim=4, window=3, epochs=4, batch_size=16)
