@@ -26,9 +26,9 @@ import time
 
 import keras
 
-from kerasrnn import experiment
-from kerasrnn import long_dependency as ld
 from kerasrnn.callbacks import GateActivationHistory, GradientNormHistory
+from kerasrnn.teaching import experiment
+from kerasrnn.teaching import long_dependency as ld
 
 ARMS = ("none", "GradientNormHistory", "GateActivationHistory")
 

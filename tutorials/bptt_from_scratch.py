@@ -44,7 +44,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from kerasrnn import bptt, experiment, tasks  # noqa: E402
+from kerasrnn.teaching import bptt, experiment, tasks  # noqa: E402
 
 """
 ## Settings

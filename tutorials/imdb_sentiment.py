@@ -21,7 +21,7 @@ a sentiment classifier on IMDB (Maas et al. 2011: 25,000 training and 25,000
 test reviews, half of them positive) with kerasrnn's layers and takes it all
 the way to a model that serves raw strings:
 
-1. read the reviews (`kerasrnn.datasets.load_imdb`: `tensorflow_datasets`, a
+1. read the reviews (`kerasrnn.teaching.datasets.load_imdb`: `tensorflow_datasets`, a
    local `aclImdb` folder or `.tar.gz`, or `keras.datasets.imdb`), holding out
    a validation split of the *training* reviews;
 2. turn text into token ids with `TextVectorization` (words, and `!` and
@@ -66,10 +66,10 @@ import time
 import keras
 import numpy as np
 
-from kerasrnn import experiment
-from kerasrnn import text_classification as tc
-from kerasrnn.datasets import load_imdb
-from kerasrnn.datasets.imdb import VALIDATION_SPLITS
+from kerasrnn.teaching import experiment
+from kerasrnn.teaching import text_classification as tc
+from kerasrnn.teaching.datasets import load_imdb
+from kerasrnn.teaching.datasets.imdb import VALIDATION_SPLITS
 
 """
 ## Settings

@@ -41,8 +41,9 @@ import os
 
 import keras
 
-from kerasrnn import experiment, numerics, tasks, walkthrough
-from kerasrnn.gates import gate_activations
+from kerasrnn.inspection import numerics
+from kerasrnn.inspection.gates import gate_activations
+from kerasrnn.teaching import experiment, tasks, walkthrough
 
 """
 ## Settings
@@ -93,7 +94,7 @@ def parse_args(argv=None):
 ## The task: hold the last marked number
 
 Each step shows a random number in [-1, 1] and a marker bit
-(`kerasrnn.tasks.last_marked_value`). The target at every step is the number
+(`kerasrnn.teaching.tasks.last_marked_value`). The target at every step is the number
 at the most recent marked step. Between markers the network must *hold* one
 number while fresh, irrelevant numbers keep arriving; at a marker it must
 *clear* the old number and *store* the new one. A model without memory can
@@ -136,7 +137,7 @@ def train(cell, data, args):
 """
 ## Opening the cell
 
-`kerasrnn.gates.gate_activations(layer, x)` runs the trained layer's own cell
+`kerasrnn.inspection.gates.gate_activations(layer, x)` runs the trained layer's own cell
 one step at a time and returns every gate at every step, `(batch, time,
 units)`. Eight units share the work, so we look first for the unit whose
 state follows the target most closely (the *memory unit*) and compare its
@@ -328,8 +329,8 @@ every step. Trained to hold the last marked number, the kerasrnn LSTM learnt
 to pull its forget gates down exactly where the memory has to be replaced
 and to keep them up otherwise, and the GRU learnt the same with its update
 and reset gates. Both end far below the memoryless baseline (in our run,
-validation MSE 0.0035 for the LSTM and 0.0009 for the GRU, against 0.31). The same tools (`kerasrnn.gates.gate_activations`,
-`kerasrnn.walkthrough`) open any kerasrnn LSTM or GRU.
+validation MSE 0.0035 for the LSTM and 0.0009 for the GRU, against 0.31). The same tools (`kerasrnn.inspection.gates.gate_activations`,
+`kerasrnn.teaching.walkthrough`) open any kerasrnn LSTM or GRU.
 `tutorials/bptt_from_scratch.py` shows why a vanilla RNN, which has no
 gates, struggles to carry a gradient over many steps.
 """

@@ -71,8 +71,9 @@ import os
 
 import keras
 
-from kerasrnn import experiment, numerics, studies
-from kerasrnn.char_lm import load_text
+from kerasrnn.inspection import numerics
+from kerasrnn.teaching import experiment, studies
+from kerasrnn.teaching.char_lm import load_text
 
 """
 ## Settings

@@ -28,7 +28,8 @@ import os
 import keras
 
 import kerasrnn
-from kerasrnn import experiment, numerics, tasks
+from kerasrnn.inspection import numerics
+from kerasrnn.teaching import experiment, tasks
 
 """
 ## Settings

@@ -60,8 +60,8 @@ epoch when started again with the same command.
 import argparse
 import os
 
-from kerasrnn import experiment
-from kerasrnn import long_dependency as ld
+from kerasrnn.teaching import experiment
+from kerasrnn.teaching import long_dependency as ld
 
 """
 ## Settings

@@ -7,7 +7,7 @@ import os
 import keras
 import numpy as np
 
-from kerasrnn._recurrent_layers import check_every_n_epochs
+from kerasrnn._utils.validation import check_int_at_least
 
 
 class ProfileHistory(keras.callbacks.Callback):
@@ -27,7 +27,7 @@ class ProfileHistory(keras.callbacks.Callback):
 
     def __init__(self, every_n_epochs=1):
         super().__init__()
-        self.every_n_epochs = check_every_n_epochs(every_n_epochs)
+        self.every_n_epochs = check_int_at_least("every_n_epochs", every_n_epochs, 1)
         self.history = {"epoch": []}
         self._epochs_done = 0
 

@@ -3,10 +3,10 @@ model trains."""
 
 import numpy as np
 
-from kerasrnn._recurrent_layers import capture_layer_inputs, find_recurrent_layer
 from kerasrnn.callbacks._history import ProfileHistory, heatmap, new_figure
-from kerasrnn.gates import GateRecorder, is_sigmoid_gate, summarize_gates
-from kerasrnn.gradients import check_backend, check_probe_batch
+from kerasrnn.inspection.finder import capture_layer_inputs, find_recurrent_layer
+from kerasrnn.inspection.gates import GateRecorder, is_sigmoid_gate, summarize_gates
+from kerasrnn.inspection.gradients import check_backend, check_probe_batch
 
 
 class GateActivationHistory(ProfileHistory):
@@ -17,7 +17,7 @@ class GateActivationHistory(ProfileHistory):
 
     On a fixed probe batch `x`, the layer's inputs are taken from the
     model's forward pass and the layer's cell is run over them with
-    `kerasrnn.gates.GateRecorder` (`gate_activations`, compiled once). For each activation the cell reports
+    `kerasrnn.inspection.gates.GateRecorder` (`gate_activations`, compiled once). For each activation the cell reports
     (LSTM `input_gate`, `forget_gate`, `output_gate`, `candidate`,
     `hidden_state`; GRU `update_gate`, `reset_gate`, `candidate`,
     `hidden_state`; SimpleRNN `hidden_state`) it keeps, per time step:
@@ -51,7 +51,7 @@ class GateActivationHistory(ProfileHistory):
 
     Example:
 
-    >>> x, y = kerasrnn.tasks.adding_problem(128, 20, seed=0)
+    >>> x, y = kerasrnn.teaching.tasks.adding_problem(128, 20, seed=0)
     >>> model = keras.Sequential([keras.Input((20, 2)), kerasrnn.LSTM(8),
     ...                           keras.layers.Dense(1)])
     >>> model.compile(optimizer="adam", loss="mse")

@@ -6,7 +6,7 @@ import os
 import numpy as np
 
 from kerasrnn.callbacks._history import ProfileHistory, heatmap, new_figure
-from kerasrnn.gradients import (
+from kerasrnn.inspection.gradients import (
     HiddenStateGradients,
     check_backend,
     check_probe_batch,
@@ -18,7 +18,7 @@ class GradientNormHistory(ProfileHistory):
     1994), before training and after every `every_n_epochs` epochs.
 
     On a fixed probe batch `(x, y)` it measures, with
-    `kerasrnn.gradients.hidden_state_gradient_norms`, the norm of the total
+    `kerasrnn.inspection.gradients.hidden_state_gradient_norms`, the norm of the total
     derivative dL/dh_t of the model's loss with respect to the recurrent
     layer's hidden state at each step t (and dL/dc_t for an LSTM). In a
     vanilla RNN this norm decays geometrically from the last step back to
@@ -58,7 +58,7 @@ class GradientNormHistory(ProfileHistory):
 
     Example:
 
-    >>> x, y = kerasrnn.tasks.adding_problem(256, 50, seed=0)
+    >>> x, y = kerasrnn.teaching.tasks.adding_problem(256, 50, seed=0)
     >>> model = keras.Sequential([keras.Input((50, 2)), kerasrnn.SimpleRNN(16),
     ...                           keras.layers.Dense(1)])
     >>> model.compile(optimizer="adam", loss="mse")

@@ -15,7 +15,7 @@ last axis in the order each cell documents.
 import keras
 from keras import constraints, initializers, ops, regularizers
 
-from kerasrnn._validation import (
+from kerasrnn._utils.validation import (
     check_bool,
     check_positive_int,
     check_rate,
@@ -193,14 +193,14 @@ class RecurrentCell(keras.layers.Layer, DropoutMasks):
         return inputs, h_tm1
 
     def trace(self, **activations):
-        """Hands this step's gate activations to `kerasrnn.gates` when it
+        """Hands this step's gate activations to `kerasrnn.inspection.gates` when it
         is recording (an eager, step-by-step run); does nothing otherwise."""
         log = getattr(self, "_gate_trace", None)
         if log is not None:
             log.append(activations)
 
     def probe(self, name, value):
-        """Adds the zero probe that `kerasrnn.gradients` feeds in for state
+        """Adds the zero probe that `kerasrnn.inspection.gradients` feeds in for state
         `name` at this step, so that d loss / d state is exact: every later
         use of the state, inside this step and after it, sees the probe.
         Returns `value` unchanged otherwise."""

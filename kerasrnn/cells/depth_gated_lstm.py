@@ -4,7 +4,7 @@ memory cells are linked across depth by a gate."""
 import keras
 from keras import initializers, ops
 
-from kerasrnn._validation import check_bool, check_positive_int
+from kerasrnn._utils.validation import check_bool, check_positive_int
 from kerasrnn.cells.base import GatedCell
 
 

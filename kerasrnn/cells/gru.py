@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from kerasrnn._validation import check_bool
+from kerasrnn._utils.validation import check_bool
 from kerasrnn.cells.base import GatedCell
 
 

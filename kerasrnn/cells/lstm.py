@@ -3,7 +3,7 @@
 import keras
 from keras import initializers, ops
 
-from kerasrnn._validation import check_bool
+from kerasrnn._utils.validation import check_bool
 from kerasrnn.cells.base import GatedCell
 
 # Greff et al.'s eight modifications of the vanilla (peephole) LSTM, plus

@@ -1,18 +1,18 @@
-"""The fast path of kerasrnn's sequence layers (TensorFlow backend).
+"""The fast path of kerasrnn's sequence layers: fused kernels per backend.
 
 `kerasrnn.LSTM`, `GRU` and `SimpleRNN` take `fast_path="auto"` (default),
 `True` or `False`. The readable cells in `kerasrnn.cells` define what the
 layers compute and are what the documentation shows; on the TensorFlow
 backend, when the configuration allows, the layer runs the same function as
-one whole-sequence op instead (`kerasrnn.fast.lstm`, `gru`, `simple_rnn`):
+one whole-sequence op instead (`kerasrnn.fast.tensorflow.lstm`, `gru`, `simple_rnn`):
 few fused operations per step, a backpropagation-through-time pass written
 by hand under `tf.custom_gradient`, both passes compiled by XLA, and, on a
 CPU, the batch cut into one slice per core, run side by side
-(`kerasrnn.fast.sequence_op.batch_groups`; `KERASRNN_FAST_GROUPS=n`
+(`kerasrnn.fast.tensorflow.sequence_op.batch_groups`; `KERASRNN_FAST_GROUPS=n`
 overrides the number). The kernels read the input batch-major, as the
 layer gets it, and train on fewer slices where a slice's weight-gradient
 buffers would cost more memory than the time-major copy of the input that
-this spares (`kerasrnn.fast.sequence_op.training_slices`). The backward
+this spares (`kerasrnn.fast.tensorflow.sequence_op.training_slices`). The backward
 pass leaves out the gradient with respect to the input sequence when no
 gradient tape watches it (a model's first layer). Outputs, states and
 gradients match the readable loop to float32 rounding.
@@ -24,7 +24,7 @@ the `"kerasrnn.fast"` logger.
 Not covered (the layer falls back to the readable loop): backends other than
 TensorFlow, cells other than the three standard ones (LSTM variants,
 peepholes), activations other than tanh/sigmoid for the gated cells,
-`unroll=True`, the gradient probes of `kerasrnn.gradients`; and, with
+`unroll=True`, the gradient probes of `kerasrnn.inspection.gradients`; and, with
 `"auto"` only, eager calls (compiling costs more than one call saves), a
 number of timesteps unknown when the model is traced (XLA would compile once
 per length).

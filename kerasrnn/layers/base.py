@@ -41,13 +41,12 @@ class RecurrentLayer(keras.layers.RNN):
     `get_weights()` matches the Keras built-in of the same kind.
 
     `fast_path` (`"auto"`, `True` or `False`; default `"auto"`) chooses how
-    the sequence is run on the TensorFlow backend: the readable cell step by
-    step, or `kerasrnn.fast`, the same function as whole-sequence XLA
-    kernels with a hand-written backward pass. `"auto"` takes the fast path
-    in compiled code (`fit`, `predict`, `tf.function`) when the cell,
-    activations and dtype are covered and the number of timesteps is
-    static; `True` forces it (a `ValueError` if it cannot apply); `False`
-    always reads. After a call, `last_path` is `"fast"` or `"readable"` and
+    the sequence is run: the readable cell step by step, or `kerasrnn.fast`,
+    the same function as the current backend's fused whole-sequence kernels.
+    `"auto"` takes the fast path when the cell, activations and dtype are
+    covered and the backend's kernels pay off for the call (on TensorFlow:
+    compiled code with a static number of timesteps); `True` forces it (a
+    `ValueError` if it cannot apply); `False` always reads. After a call, `last_path` is `"fast"` or `"readable"` and
     `last_path_reason` says why (also logged at DEBUG on `"kerasrnn.fast"`).
     """
 
@@ -215,7 +214,7 @@ class RecurrentLayer(keras.layers.RNN):
             self.cell._masks_wanted = True
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
-        use_fast, reason = choose_path(self, sequences)
+        use_fast, reason = choose_path(self, sequences, mask)
         self.last_path = "fast" if use_fast else "readable"
         self.last_path_reason = reason
         logging.getLogger("kerasrnn.fast").debug(
@@ -233,7 +232,7 @@ class RecurrentLayer(keras.layers.RNN):
 
     def _probed_inner_loop(self, sequences, initial_state, mask, training):
         """The readable loop with zero probes added to the states, so that
-        `kerasrnn.gradients` reads dL/dh_t (and dL/dc_t) as dL/dprobe_t.
+        `kerasrnn.inspection.gradients` reads dL/dh_t (and dL/dc_t) as dL/dprobe_t.
 
         `self._state_probes` maps `"hidden_state"` (and, for cells that call
         `self.probe("cell_state", ...)`, `"cell_state"`) to a zero tensor
@@ -273,7 +272,7 @@ class RecurrentLayer(keras.layers.RNN):
             if unused:
                 raise ValueError(
                     f"{type(self.cell).__name__} does not add probes for the "
-                    f"states {unused}: kerasrnn.gradients cannot differentiate "
+                    f"states {unused}: kerasrnn.inspection.gradients cannot differentiate "
                     "with respect to them."
                 )
             new_states = (

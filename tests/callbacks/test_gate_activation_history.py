@@ -1,5 +1,5 @@
 """GateActivationHistory in a real, tiny `model.fit`: its records match
-`kerasrnn.gates` on the trained layer, with the layer's real inputs."""
+`kerasrnn.inspection.gates` on the trained layer, with the layer's real inputs."""
 
 import keras
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 
 import kerasrnn
 from kerasrnn.callbacks import GateActivationHistory
-from kerasrnn.gates import gate_activations, summarize_gates
+from kerasrnn.inspection.gates import gate_activations, summarize_gates
 
 SAMPLES, TIMESTEPS, FEATURES, UNITS = 32, 8, 2, 4
 

@@ -7,7 +7,7 @@ import pytest
 
 import kerasrnn
 from kerasrnn.callbacks import GateActivationHistory, GradientNormHistory
-from kerasrnn.gradients import hidden_state_gradient_norms
+from kerasrnn.inspection.gradients import hidden_state_gradient_norms
 
 SAMPLES, TIMESTEPS, FEATURES, UNITS = 32, 8, 2, 4
 

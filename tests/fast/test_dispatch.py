@@ -150,7 +150,7 @@ def test_batch_is_cut_into_one_slice_per_cpu_core(monkeypatch):
 
     import tensorflow as tf
 
-    from kerasrnn.fast.sequence_op import batch_groups
+    from kerasrnn.fast.tensorflow.sequence_op import batch_groups
 
     if tf.config.list_logical_devices("GPU"):
         pytest.skip("slicing is for CPUs")
@@ -181,17 +181,17 @@ def test_other_backends_read_and_refuse_forcing():
     layer = kerasrnn.LSTM(UNITS)
     layer(x_data())
     assert layer.last_path == "readable"
-    assert "TensorFlow-only" in layer.last_path_reason
+    assert "no fused kernels" in layer.last_path_reason
     with pytest.raises(ValueError, match="fast_path=True.*backend"):
         kerasrnn.LSTM(UNITS, fast_path=True)
 
 
 @tensorflow_only
 def test_gradient_probes_take_the_readable_loop():
-    """`kerasrnn.gradients` differentiates with respect to zero probes added
+    """`kerasrnn.inspection.gradients` differentiates with respect to zero probes added
     inside the readable loop; the fast path must step aside for it, and the
     numbers must be those of a model that never had a fast path."""
-    gradients = pytest.importorskip("kerasrnn.gradients")
+    gradients = pytest.importorskip("kerasrnn.inspection.gradients")
 
     def model(fast_path):
         inp = keras.Input((STEPS, FEATURES))

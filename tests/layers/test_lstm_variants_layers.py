@@ -1,11 +1,11 @@
 """Every LSTM variant, the Clockwork RNN and the Depth-Gated LSTM wherever
 the core layers go: config and `.keras` round trips, SavedModel export,
-`Bidirectional`, masking, stateful runs, training with dropout, `kerasrnn.gates` and `kerasrnn.gradients`.
+`Bidirectional`, masking, stateful runs, training with dropout, `kerasrnn.inspection.gates` and `kerasrnn.inspection.gradients`.
 
 References are independent of the code under test: a `Bidirectional` layer
 against its two halves run by hand, a masked batch against each sample run
 alone at its true length, a stateful run against one run over the whole
-sequence, and dL/dh_t from `kerasrnn.gradients` against the gradient, with
+sequence, and dL/dh_t from `kerasrnn.inspection.gradients` against the gradient, with
 respect to the initial state, of a run that starts at step t + 1 from the
 states reached at step t. Tolerance 1e-5 unless stated.
 """
@@ -226,12 +226,12 @@ def test_fit_with_dropout(kind):
     assert model.evaluate(X, y, batch_size=BATCH, verbose=0) < before
 
 
-# --- kerasrnn.gates and kerasrnn.gradients ---------------------------------------
+# --- kerasrnn.inspection.gates and kerasrnn.inspection.gradients ---------------------------------------
 
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_gate_activations_follow_the_variant(kind):
-    from kerasrnn.gates import gate_activations
+    from kerasrnn.inspection.gates import gate_activations
 
     layer = make(kind, return_sequences=True)
     acts = gate_activations(layer, X)
@@ -287,7 +287,7 @@ def _state_gradients(layer, dense, x_suffix, states, y):
 @requires_autodiff
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_hidden_state_gradient_norms_match_suffix_runs(kind):
-    from kerasrnn.gradients import hidden_state_gradient_norms
+    from kerasrnn.inspection.gradients import hidden_state_gradient_norms
 
     layer = make(kind)
     dense = keras.layers.Dense(1)
@@ -319,7 +319,7 @@ def _within_step_c_gradient(cell, x, t, grads):
     h_t = o * phi(c_t) (and, for FGR, through o_t in the gate state), which
     a run that starts from the states of step t holds fixed:
     dh/dc = o * phi'(c) + phi(c) * do/dc, do/dc = o * (1 - o) * p_o."""
-    from kerasrnn.gates import gate_activations
+    from kerasrnn.inspection.gates import gate_activations
 
     layer = kerasrnn.LSTM(UNITS, variant=cell.variant, use_peepholes=cell.use_peepholes)
     layer.build((None, STEPS, FEATURES))
@@ -346,8 +346,8 @@ def _within_step_c_gradient(cell, x, t, grads):
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_gradient_and_gate_callbacks_during_fit(kind):
     from kerasrnn.callbacks import GateActivationHistory, GradientNormHistory
-    from kerasrnn.gates import gate_activations
-    from kerasrnn.gradients import hidden_state_gradient_norms
+    from kerasrnn.inspection.gates import gate_activations
+    from kerasrnn.inspection.gradients import hidden_state_gradient_norms
 
     keras.utils.set_random_seed(0)
     layer = make(kind)

@@ -1,0 +1,4 @@
+"""Private helpers shared across kerasrnn's sub-packages (argument checks).
+
+Nothing here is part of the public API.
+"""

@@ -1,5 +1,0 @@
-"""Data sets for the tutorials, loaded into `tf.data` pipelines."""
-
-from kerasrnn.datasets.imdb import IMDBData, load_imdb
-
-__all__ = ["IMDBData", "load_imdb"]
