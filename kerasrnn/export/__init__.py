@@ -16,20 +16,27 @@ through `litert-torch`, and `"litert"` not at all from JAX.)
 
 The exported files need neither kerasrnn nor Keras to run: ONNX Runtime,
 the LiteRT interpreter or `tf.saved_model.load` read them as they are. A
-combination that cannot be exported (a `stateful` layer to ONNX) raises a
-`ValueError` naming the format and the layer while `export` traces the
-model, before anything is written.
+combination that cannot be exported (`check_exportable`: a `stateful`
+layer to ONNX; on torch, a number of timesteps unknown at export; on JAX,
+`ClockworkRNN` to ONNX with an unknown batch size) raises a `ValueError`
+naming the format and the layer while `export` traces the model, before
+anything is written.
 
 `export_scope(format)` makes the layers trace for `format` where the model
 is converted some other way. The layers import this package below their
 own floor: it needs the cells and `kerasrnn.fast.kinds`, never the layers.
 """
 
-from kerasrnn.export.dispatch import choose_export_path, run_export_path
+from kerasrnn.export.dispatch import (
+    check_exportable,
+    choose_export_path,
+    run_export_path,
+)
 from kerasrnn.export.target import FORMATS, export_scope, export_target
 
 __all__ = [
     "FORMATS",
+    "check_exportable",
     "choose_export_path",
     "export_scope",
     "export_target",

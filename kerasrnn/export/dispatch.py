@@ -2,6 +2,8 @@
 
 import keras
 
+from kerasrnn.cells.clockwork import ClockworkRNNCell
+
 
 def _built_timesteps(layer):
     """The number of timesteps the layer was built for (`None`: any)."""
@@ -35,24 +37,40 @@ def unsupported(layer, format, sequences):
             "timesteps to serve, e.g. input_signature=[keras.InputSpec("
             f"shape=(None, 20, {sequences.shape[-1]}))]"
         )
+    if (
+        keras.backend.backend() == "jax"
+        and format == "onnx"
+        and isinstance(layer.cell, ClockworkRNNCell)
+        and not isinstance(sequences.shape[0], int)
+    ):
+        return (
+            "jax2onnx cannot convert the clock's `mod` when the batch size "
+            "is unknown at export; pass input_signature with a fixed batch "
+            "size, e.g. input_signature=[keras.InputSpec(shape=(8, None, "
+            f"{sequences.shape[-1]}))]"
+        )
     return None
 
 
-def choose_export_path(layer, format, sequences, mask=None):
-    """Returns `(path, reason)` for `layer` traced for `format`, or `None`
-    where the export changes nothing (the layer then chooses as usual).
-
-    `path` is `"export"` (`run_export_path`: on TensorFlow a graph of
-    `kerasrnn.export.tensorflow`, on the other backends the readable loop
-    run forwards) or `"readable"` (the layer's readable path). Raises `ValueError`
-    naming the format and the layer if the layer cannot be exported.
-    """
+def check_exportable(layer, format, sequences):
+    """Raises `ValueError` naming the format and the layer if `layer`
+    cannot be exported to `format`."""
     reason = unsupported(layer, format, sequences)
     if reason is not None:
         raise ValueError(
             f"Cannot export {type(layer).__name__} '{layer.name}' to "
             f"format={format!r}: {reason}."
         )
+
+
+def choose_export_path(layer, format, mask=None):
+    """Returns `(path, reason)` for `layer` traced for `format`, or `None`
+    where the export changes nothing (the layer then chooses as usual).
+
+    `path` is `"export"` (`run_export_path`: on TensorFlow a graph of
+    `kerasrnn.export.tensorflow`, on the other backends the readable loop
+    run forwards) or `"readable"` (the layer's readable path).
+    """
     backend = keras.backend.backend()
     if backend != "tensorflow":
         return (

@@ -127,7 +127,9 @@ def litert_loop(layer, sequences, initial_state, mask):
     steps = tf.shape(x)[0]
     step_mask = None
     if mask is not None:
-        step_mask = tf.transpose(tf.cast(mask, tf.bool))[:, :, None]
+        # (timesteps, batch, 1); expand_dims, as a strided slice that adds
+        # an axis to a tensor of unknown shape needs a select TF op.
+        step_mask = tf.expand_dims(tf.transpose(tf.cast(mask, tf.bool)), -1)
     if layer.go_backwards:
         x = tf.reverse(x, [0])
         if step_mask is not None:
@@ -170,5 +172,5 @@ def litert_loop(layer, sequences, initial_state, mask):
     if layer.return_sequences:
         outputs = tf.transpose(written, (1, 0, 2))
     else:
-        outputs = last_output[:, None, :]
+        outputs = tf.expand_dims(last_output, 1)
     return last_output, outputs, states

@@ -8,6 +8,7 @@ import keras
 from keras import ops, regularizers
 
 from kerasrnn.export import (
+    check_exportable,
     choose_export_path,
     export_target,
     run_export_path,
@@ -206,6 +207,9 @@ class RecurrentLayer(keras.layers.RNN):
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
         self._check_sequences_shape(sequences.shape)
+        export_format = export_target()
+        if export_format is not None:
+            check_exportable(self, export_format, sequences)
         if initial_state is not None:
             self._check_initial_state(initial_state, sequences.shape[0])
         if mask is not None:
@@ -223,7 +227,7 @@ class RecurrentLayer(keras.layers.RNN):
         export_format = export_target()
         chosen = None
         if export_format is not None:
-            chosen = choose_export_path(self, export_format, sequences, mask)
+            chosen = choose_export_path(self, export_format, mask)
         if chosen is None:
             use_fast, reason = choose_path(self, sequences, mask)
             chosen = ("fast" if use_fast else "readable", reason)
