@@ -54,6 +54,9 @@ class RecurrentLayer(keras.layers.RNN):
     compiled code with a static number of timesteps); `True` forces it (a
     `ValueError` if it cannot apply); `False` always reads. After a call, `last_path` is `"fast"` or `"readable"` and
     `last_path_reason` says why (also logged at DEBUG on `"kerasrnn.fast"`).
+    While `model.export` traces the layer for ONNX or LiteRT, the format's
+    graph replaces the fast path (`last_path` `"export"`, see
+    `kerasrnn.export`), whatever `fast_path` says.
     """
 
     cell_class = None

@@ -159,3 +159,23 @@ def test_stateful_litert_carries_the_state_like_predict(tmp_path):
     for x, want in zip(batches, expected):
         (got,) = runner(**{name: x}).values()
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+
+
+def test_kerasrnn_imports_without_the_export_runtimes():
+    """The `export` extra's packages are needed to export and serve, never
+    to import kerasrnn."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "for m in ('onnx', 'onnxruntime', 'tf2onnx', 'ai_edge_litert', 'jax2onnx'):\n"
+        "    sys.modules[m] = None\n"
+        "import kerasrnn, kerasrnn.export\n"
+        "print(kerasrnn.LSTM(3)(__import__('numpy').ones((1, 2, 4))).shape)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "(1, 3)" in run.stdout
