@@ -10,6 +10,7 @@ echo "== TensorFlow backend: full suite"
 KERAS_BACKEND=tensorflow python -m pytest -q "$@"
 backend_agnostic=(tests/cells tests/layers tests/fast/test_dispatch.py tests/callbacks
   tests/inspection tests/converters tests/teaching/test_bptt.py
-  tests/teaching/test_walkthrough.py)
+  tests/teaching/test_walkthrough.py tests/export/test_export.py
+  tests/export/test_target.py)
 echo "== JAX backend: backend-agnostic tests"
 KERAS_BACKEND=jax python -m pytest -q "${backend_agnostic[@]}" "$@"

@@ -7,6 +7,12 @@ import logging
 import keras
 from keras import ops, regularizers
 
+from kerasrnn.export import (
+    check_exportable,
+    choose_export_path,
+    export_target,
+    run_export_path,
+)
 from kerasrnn.fast import check_fast_path, choose_path, run_fast_path, static_support
 
 # Arguments that belong to the sequence layer; every other keyword argument
@@ -48,6 +54,9 @@ class RecurrentLayer(keras.layers.RNN):
     compiled code with a static number of timesteps); `True` forces it (a
     `ValueError` if it cannot apply); `False` always reads. After a call, `last_path` is `"fast"` or `"readable"` and
     `last_path_reason` says why (also logged at DEBUG on `"kerasrnn.fast"`).
+    While `model.export` traces the layer for ONNX or LiteRT, the format's
+    graph replaces the fast path (`last_path` `"export"`, see
+    `kerasrnn.export`), whatever `fast_path` says.
     """
 
     cell_class = None
@@ -201,6 +210,9 @@ class RecurrentLayer(keras.layers.RNN):
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
         self._check_sequences_shape(sequences.shape)
+        export_format = export_target()
+        if export_format is not None:
+            check_exportable(self, export_format, sequences)
         if initial_state is not None:
             self._check_initial_state(initial_state, sequences.shape[0])
         if mask is not None:
@@ -214,17 +226,25 @@ class RecurrentLayer(keras.layers.RNN):
             self.cell._masks_wanted = True
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
-        use_fast, reason = choose_path(self, sequences, mask)
-        self.last_path = "fast" if use_fast else "readable"
-        self.last_path_reason = reason
+        # Traced for model.export: the graph the format's converter takes.
+        export_format = export_target()
+        chosen = None
+        if export_format is not None:
+            chosen = choose_export_path(self, export_format, mask)
+        if chosen is None:
+            use_fast, reason = choose_path(self, sequences, mask)
+            chosen = ("fast" if use_fast else "readable", reason)
+        self.last_path, self.last_path_reason = chosen
         logging.getLogger("kerasrnn.fast").debug(
             "%s '%s': %s path (%s)",
             type(self).__name__,
             self.name,
             self.last_path,
-            reason,
+            self.last_path_reason,
         )
-        if use_fast:
+        if self.last_path == "export":
+            return run_export_path(self, export_format, sequences, initial_state, mask)
+        if self.last_path == "fast":
             return run_fast_path(self, sequences, initial_state, mask, training)
         if getattr(self, "_state_probes", None) is not None:
             return self._probed_inner_loop(sequences, initial_state, mask, training)
