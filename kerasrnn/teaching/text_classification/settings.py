@@ -79,13 +79,18 @@ def add_arguments(parser, defaults):
         help="Where an archive is extracted. "
         "Default: $KERASRNN_CACHE_DIR or ~/.cache/kerasrnn",
     )
-    add("--cell", choices=tuple(CELLS), default=d["cell"], help=f"Default: {d['cell']}")
-    add(
-        "--bidirectional",
-        action=argparse.BooleanOptionalAction,
-        default=d["bidirectional"],
-        help=f"Default: {d['bidirectional']}",
-    )
+
+    def setting(name, help="", after="", **kwargs):
+        """A flag whose default is `defaults[name]`, said in its help."""
+        add(
+            _flag(name),
+            default=d[name],
+            help=f"{help}Default: {d[name]}{after}",
+            **kwargs,
+        )
+
+    setting("cell", choices=tuple(CELLS))
+    setting("bidirectional", action=argparse.BooleanOptionalAction)
     for name in (
         "num_layers",
         "units",
@@ -94,75 +99,41 @@ def add_arguments(parser, defaults):
         "max_length",
         "head_length",
     ):
-        add(_flag(name), type=int, default=d[name], help=f"Default: {d[name]}")
-    add(
-        "--eval-max-length",
+        setting(name, type=int)
+    setting(
+        "eval_max_length",
         type=int,
-        default=d["eval_max_length"],
         help="Tokens kept per review when validating, testing and in the exported "
-        f"model (training keeps --max-length). Default: {d['eval_max_length']} "
-        "(--max-length with --quick)",
+        "model (training keeps --max-length). ",
+        after=" (--max-length with --quick)",
     )
-    add(
-        "--keep-marks",
+    setting(
+        "keep_marks",
         action=argparse.BooleanOptionalAction,
-        default=d["keep_marks"],
-        help=f"Keep '!' and '?' as words. Default: {d['keep_marks']}",
+        help="Keep '!' and '?' as words. ",
     )
-    add(
-        "--pooling",
-        choices=POOLINGS,
-        default=d["pooling"],
-        help=f"Default: {d['pooling']}",
-    )
-    add(
-        "--embedding-dropout",
+    setting("pooling", choices=POOLINGS)
+    setting("embedding_dropout", type=float)
+    setting(
+        "token_dropout",
         type=float,
-        default=d["embedding_dropout"],
-        help=f"Default: {d['embedding_dropout']}",
-    )
-    add(
-        "--token-dropout",
-        type=float,
-        default=d["token_dropout"],
         help="Chance that a training token is replaced by the unknown word "
-        f"(word dropout). Default: {d['token_dropout']}",
+        "(word dropout). ",
     )
-    add(
-        "--word-vectors-epochs",
+    setting(
+        "word_vectors_epochs",
         type=int,
-        default=d["word_vectors_epochs"],
         help="Passes of skip-gram (word2vec) over the training reviews' text, "
         "without labels, whose vectors the Embedding starts from; 0: a random "
-        f"start. Default: {d['word_vectors_epochs']}",
+        "start. ",
     )
-    add("--dropout", type=float, default=d["dropout"], help=f"Default: {d['dropout']}")
-    add(
-        "--batch-size",
-        type=int,
-        default=d["batch_size"],
-        help=f"Default: {d['batch_size']}",
-    )
-    add(
-        "--learning-rate",
-        type=float,
-        default=d["learning_rate"],
-        help=f"Default: {d['learning_rate']}",
-    )
-    add(
-        "--lr-schedule",
-        choices=("cosine", "constant"),
-        default=d["lr_schedule"],
-        help=f"Default: {d['lr_schedule']}",
-    )
-    add("--epochs", type=int, default=d["epochs"], help=f"Default: {d['epochs']}")
-    add("--patience", type=int, default=d["patience"], help=f"Default: {d['patience']}")
-    add(
-        "--validation-split",
-        type=float,
-        default=d["validation_split"],
-        help=f"Default: {d['validation_split']}",
-    )
+    setting("dropout", type=float)
+    setting("batch_size", type=int)
+    setting("learning_rate", type=float)
+    setting("lr_schedule", choices=("cosine", "constant"))
+    setting("epochs", type=int)
+    setting("patience", type=int)
+    setting("validation_split", type=float)
     add(
         "--validation-split-by",
         choices=VALIDATION_SPLITS,
@@ -177,21 +148,19 @@ def add_arguments(parser, defaults):
         default=None,
         help="Use at most this many reviews of each split (quick runs). Default: all",
     )
-    add(
-        "--ensemble",
+    setting(
+        "ensemble",
         type=int,
-        default=d["ensemble"],
         help="Train this many models with seeds --seed, --seed + 1, ... and the same "
-        f"vocabulary, and average their probabilities. Default: {d['ensemble']}",
+        "vocabulary, and average their probabilities. ",
     )
-    add(
-        "--member-validation",
+    setting(
+        "member_validation",
         choices=("shared", "rotated"),
-        default=d["member_validation"],
         help="shared: every member holds out the same validation reviews; rotated: "
         "member i holds out fold i of the same draw (disjoint folds of "
         "--validation-split each), so that together they train on every training "
-        f"review. Default: {d['member_validation']}",
+        "review. ",
     )
     add(
         "--gradient-norms",
