@@ -5,8 +5,12 @@ import numpy as np
 
 from kerasrnn.callbacks._history import ProfileHistory, heatmap, new_figure
 from kerasrnn.inspection.finder import capture_layer_inputs, find_recurrent_layer
-from kerasrnn.inspection.gates import GateRecorder, is_sigmoid_gate, summarize_gates
-from kerasrnn.inspection.gradients import check_backend, check_probe_batch
+from kerasrnn.inspection.gates import GateRecorder, _is_sigmoid_gate, summarize_gates
+from kerasrnn.inspection.gradients import _check_backend, _check_probe_batch
+
+__all__ = [
+    "GateActivationHistory",
+]
 
 
 class GateActivationHistory(ProfileHistory):
@@ -68,7 +72,7 @@ class GateActivationHistory(ProfileHistory):
     value_name = "activation"
 
     def __init__(self, x, y=None, layer=None, every_n_epochs=1):
-        check_backend()
+        _check_backend()
         super().__init__(every_n_epochs)
         self.x = x
         self.y = y
@@ -80,7 +84,7 @@ class GateActivationHistory(ProfileHistory):
         layer = find_recurrent_layer(model, self.layer)
         if self._recorder is None or self._recorder.layer is not layer:
             self._recorder = GateRecorder(layer)
-        check_probe_batch(model, self.x, None)
+        _check_probe_batch(model, self.x, None)
 
     def measure(self):
         layer = self._recorder.layer
@@ -98,8 +102,8 @@ class GateActivationHistory(ProfileHistory):
         figure, axes = new_figure(len(names), 2)
         for row, name in enumerate(names):
             mean = self.history[f"{name}_mean"]
-            limits = (0.0, 1.0) if is_sigmoid_gate(name) else (-1.0, 1.0)
-            cmap = "viridis" if is_sigmoid_gate(name) else "coolwarm"
+            limits = (0.0, 1.0) if _is_sigmoid_gate(name) else (-1.0, 1.0)
+            cmap = "viridis" if _is_sigmoid_gate(name) else "coolwarm"
             image = heatmap(figure, axes[row, 0], epochs, mean, cmap=cmap, label="mean")
             image.set_clim(*limits)
             axes[row, 0].set_title(f"{name}: mean over training")

@@ -8,9 +8,13 @@ import numpy as np
 from kerasrnn.callbacks._history import ProfileHistory, heatmap, new_figure
 from kerasrnn.inspection.gradients import (
     HiddenStateGradients,
-    check_backend,
-    check_probe_batch,
+    _check_backend,
+    _check_probe_batch,
 )
+
+__all__ = [
+    "GradientNormHistory",
+]
 
 
 class GradientNormHistory(ProfileHistory):
@@ -75,7 +79,7 @@ class GradientNormHistory(ProfileHistory):
     value_name = "gradient_norm"
 
     def __init__(self, x, y, layer=None, every_n_epochs=1, log_dir=None):
-        check_backend()
+        _check_backend()
         super().__init__(every_n_epochs)
         self.x = x
         self.y = y
@@ -94,7 +98,7 @@ class GradientNormHistory(ProfileHistory):
         # arguments fail before training; keep the compiled function.
         if self._gradients is None or self._gradients.model is not model:
             self._gradients = HiddenStateGradients(model, self.layer)
-        check_probe_batch(model, self.x, self.y)
+        _check_probe_batch(model, self.x, self.y)
 
     def measure(self):
         return self._gradients(self.x, self.y)

@@ -71,6 +71,11 @@ from kerasrnn.cells.gru import GRUCell
 from kerasrnn.cells.lstm import LSTMCell
 from kerasrnn.cells.simple_rnn import SimpleRNNCell
 
+__all__ = [
+    "from_torch_state_dict",
+    "to_torch_state_dict",
+]
+
 # Exact cell classes whose equations match PyTorch's, and the PyTorch kind.
 _KIND_OF_CELL = {
     SimpleRNNCell: "RNN",

@@ -37,6 +37,19 @@ import keras
 
 from kerasrnn._utils.validation import is_integer
 
+__all__ = [
+    "STRATEGIES",
+    "add_strategy_argument",
+    "clip_after_all_reduce",
+    "data_parallel",
+    "is_chief",
+    "make_strategy",
+    "num_replicas",
+    "parse_tf_config",
+    "per_replica_batch_size",
+    "worker_output_dir",
+]
+
 STRATEGIES = ("none", "mirrored", "multi-worker")
 # Task types of a TF_CONFIG that train (an "evaluator" only evaluates, a "ps"
 # serves ParameterServerStrategy, which kerasrnn does not use).

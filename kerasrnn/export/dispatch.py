@@ -4,6 +4,14 @@ import keras
 
 from kerasrnn.cells.clockwork import ClockworkRNNCell
 
+__all__ = [
+    "check_exportable",
+    "choose_export_path",
+    "forward_readable_loop",
+    "run_export_path",
+    "unsupported",
+]
+
 
 def _built_timesteps(layer):
     """The number of timesteps the layer was built for (`None`: any)."""

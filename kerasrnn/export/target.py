@@ -4,6 +4,8 @@ import contextlib
 import contextvars
 import sys
 
+__all__ = ["FORMATS", "export_scope", "export_target"]
+
 # The formats of `keras.Model.export` that change how kerasrnn's layers run.
 FORMATS = ("tf_saved_model", "onnx", "litert")
 

@@ -22,6 +22,8 @@ import tensorflow as tf
 
 from kerasrnn.fast.kinds import kernel_kind, standard_cell_reason
 
+__all__ = ["litert_loop", "onnx_fused_kind", "onnx_loop"]
+
 
 def onnx_fused_kind(cell):
     """`"lstm"` or `"gru"` if the cell maps onto ONNX's fused operator of

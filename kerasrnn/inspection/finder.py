@@ -12,6 +12,11 @@ from keras import ops
 
 from kerasrnn.layers.base import RecurrentLayer
 
+__all__ = [
+    "capture_layer_inputs",
+    "find_recurrent_layer",
+]
+
 # Built-in Keras layers and the kerasrnn layer that replaces each one.
 _EQUIVALENTS = {
     "SimpleRNN": "kerasrnn.SimpleRNN",
@@ -20,14 +25,14 @@ _EQUIVALENTS = {
 }
 
 
-def is_recurrent(layer):
+def _is_recurrent(layer):
     """Whether `layer` is any recurrent layer, ours or Keras's."""
     if isinstance(layer, keras.layers.Bidirectional):
         return True
     return isinstance(layer, keras.layers.RNN) or type(layer).__name__ in _EQUIVALENTS
 
 
-def is_instrumentable(layer):
+def _is_instrumentable(layer):
     """Whether `layer` is a kerasrnn sequence layer, or a `Bidirectional` of one."""
     if isinstance(layer, keras.layers.Bidirectional):
         return isinstance(layer.forward_layer, RecurrentLayer) and isinstance(
@@ -36,10 +41,10 @@ def is_instrumentable(layer):
     return isinstance(layer, RecurrentLayer)
 
 
-def check_instrumentable(layer, argument="layer"):
+def _check_instrumentable(layer, argument="layer"):
     """Returns `layer` if kerasrnn can look inside it, else raises `ValueError`
     that names the kerasrnn layer to use instead."""
-    if is_instrumentable(layer):
+    if _is_instrumentable(layer):
         return layer
     inner = (
         layer.forward_layer if isinstance(layer, keras.layers.Bidirectional) else layer
@@ -68,7 +73,7 @@ def _candidates(model):
             continue
         if isinstance(layer, keras.layers.Bidirectional):
             inside_wrappers.update({id(layer.forward_layer), id(layer.backward_layer)})
-        if is_recurrent(layer):
+        if _is_recurrent(layer):
             found.append(layer)
     return found
 
@@ -87,11 +92,11 @@ def find_recurrent_layer(model, layer=None):
         )
     candidates = _candidates(model)
     if layer is None:
-        ours = [c for c in candidates if is_instrumentable(c)]
+        ours = [c for c in candidates if _is_instrumentable(c)]
         if ours:
             return ours[0]
         if candidates:
-            return check_instrumentable(candidates[0])
+            return _check_instrumentable(candidates[0])
         raise ValueError(
             f"model '{model.name}' has no recurrent layer: add a kerasrnn "
             "SimpleRNN, LSTM or GRU layer. Received: layer=None"
@@ -99,7 +104,7 @@ def find_recurrent_layer(model, layer=None):
     if isinstance(layer, str):
         for candidate in model._flatten_layers(include_self=False, recursive=True):
             if candidate.name == layer:
-                return check_instrumentable(candidate)
+                return _check_instrumentable(candidate)
         names = [c.name for c in candidates]
         raise ValueError(
             f"model '{model.name}' has no layer named {layer!r}; its recurrent "
@@ -114,14 +119,14 @@ def find_recurrent_layer(model, layer=None):
                 f"layer '{layer.name}' is not part of model '{model.name}'. "
                 f"Received: layer={layer!r}"
             )
-        return check_instrumentable(layer)
+        return _check_instrumentable(layer)
     raise ValueError(
         "layer must be a layer name, a layer of the model or None. "
         f"Received: layer={layer!r}"
     )
 
 
-def sublayers(layer):
+def _sublayers(layer):
     """`[("", layer)]` for a plain layer, the two named halves of a
     `Bidirectional`."""
     if isinstance(layer, keras.layers.Bidirectional):

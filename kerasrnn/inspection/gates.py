@@ -14,11 +14,20 @@ import keras
 import numpy as np
 from keras import ops
 
-from kerasrnn.inspection.finder import check_instrumentable, sublayers
+from kerasrnn.inspection.finder import _check_instrumentable, _sublayers
+
+__all__ = [
+    "SATURATION_HIGH",
+    "SATURATION_LOW",
+    "GateRecorder",
+    "gate_activations",
+    "saturated",
+    "summarize_gates",
+]
 
 # Activations that are states, not gates: at a masked step the layer keeps
 # the previous state, so these carry over instead of becoming NaN.
-STATE_KEYS = ("hidden_state", "cell_state")
+_STATE_KEYS = ("hidden_state", "cell_state")
 # Sigmoid gates are saturated below LOW or above HIGH; tanh-range values
 # (candidate, hidden state) when |a| > HIGH.
 SATURATION_LOW = 0.05
@@ -86,7 +95,7 @@ class GateRecorder:
     """
 
     def __init__(self, layer):
-        self.layer = check_instrumentable(layer)
+        self.layer = _check_instrumentable(layer)
         self._compiled = {}
         self._layouts = {}
 
@@ -188,8 +197,8 @@ def _record_step(cell, x_t, states):
 
 
 def _per_half(layer, inputs, mask, initial_state, run):
-    check_instrumentable(layer)
-    halves = sublayers(layer)
+    _check_instrumentable(layer)
+    halves = _sublayers(layer)
     if initial_state is not None and len(halves) == 2:
         states = list(initial_state)
         half = len(states) // 2
@@ -256,11 +265,11 @@ def _blank_masked(result, keep, initial_states, go_backwards):
     timesteps = keep.shape[1]
     order = range(timesteps - 1, -1, -1) if go_backwards else range(timesteps)
     initial = {
-        key: ops.convert_to_numpy(s) for key, s in zip(STATE_KEYS, initial_states)
+        key: ops.convert_to_numpy(s) for key, s in zip(_STATE_KEYS, initial_states)
     }
     for key, values in result.items():
         values = values.astype(np.result_type(values.dtype, np.float32))
-        if key in STATE_KEYS:
+        if key in _STATE_KEYS:
             carried = initial[key]
             for t in order:
                 skipped = ~keep[:, t]
@@ -272,7 +281,7 @@ def _blank_masked(result, keep, initial_states, go_backwards):
     return result
 
 
-def is_sigmoid_gate(key):
+def _is_sigmoid_gate(key):
     """Whether activation `key` is a gate (sigmoid range) rather than a
     tanh-range value such as the candidate or the hidden state."""
     return key.endswith("_gate")
@@ -287,7 +296,7 @@ def saturated(values, key):
     """
     values = np.asarray(values)
     with np.errstate(invalid="ignore"):
-        if is_sigmoid_gate(key):
+        if _is_sigmoid_gate(key):
             return (values < SATURATION_LOW) | (values > SATURATION_HIGH)
         return np.abs(values) > SATURATION_HIGH
 

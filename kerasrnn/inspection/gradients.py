@@ -25,12 +25,17 @@ from keras import ops
 
 from kerasrnn.cells.lstm import LSTMCell
 from kerasrnn.inspection.finder import (
+    _sublayers,
     capture_layer_inputs,
     find_recurrent_layer,
-    sublayers,
 )
 
-SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
+__all__ = [
+    "HiddenStateGradients",
+    "hidden_state_gradient_norms",
+]
+
+_SUPPORTED_BACKENDS = ("tensorflow", "jax", "torch")
 # Probe names as `RecurrentLayer` takes them, and the short keys reported.
 _STATE_KEYS = {"hidden_state": "h", "cell_state": "c"}
 
@@ -103,11 +108,11 @@ class HiddenStateGradients:
     """
 
     def __init__(self, model, layer=None):
-        check_backend()
+        _check_backend()
         self.model = model
         self.layer = find_recurrent_layer(model, layer)
         self.keys = []  # (sublayer, probe name, reported key)
-        for prefix, sublayer in sublayers(self.layer):
+        for prefix, sublayer in _sublayers(self.layer):
             names = ["hidden_state"]
             if isinstance(sublayer.cell, LSTMCell):
                 names.append("cell_state")
@@ -123,12 +128,12 @@ class HiddenStateGradients:
 
     def __call__(self, x, y):
         model = self.model
-        check_loss(model)
+        _check_loss(model)
         x = keras.tree.map_structure(_as_array, x)
         y = None if y is None else keras.tree.map_structure(_as_array, y)
         signature = _shape_signature(x)
         if signature not in self._probe_shapes:
-            check_probe_batch(model, x, y)
+            _check_probe_batch(model, x, y)
             _build(model, x, y)
             sequences, _, _ = capture_layer_inputs(model, self.layer, x)
             batch, timesteps = sequences.shape[0], sequences.shape[1]
@@ -273,16 +278,16 @@ def _dtype(gradients):
     return keras.backend.standardize_dtype(gradients.layer.compute_dtype)
 
 
-def check_backend():
+def _check_backend():
     backend = keras.backend.backend()
-    if backend not in SUPPORTED_BACKENDS:
+    if backend not in _SUPPORTED_BACKENDS:
         raise ValueError(
-            f"kerasrnn.inspection.gradients supports the {SUPPORTED_BACKENDS} backends. "
+            f"kerasrnn.inspection.gradients supports the {_SUPPORTED_BACKENDS} backends. "
             f"Received: KERAS_BACKEND={backend!r}"
         )
 
 
-def check_loss(model):
+def _check_loss(model):
     if not getattr(model, "compiled", False):
         raise ValueError(
             f"model '{model.name}' must be compiled with a loss before its "
@@ -290,7 +295,7 @@ def check_loss(model):
         )
 
 
-def check_probe_batch(model, x, y):
+def _check_probe_batch(model, x, y):
     """Raises `ValueError` if `x` or `y` cannot be a batch for `model`."""
     flat_x = keras.tree.flatten(x)
     try:

@@ -28,6 +28,12 @@ ValueError: data['x'] holds 1 NaN and 0 Inf value(s); the first is at index (2, 
 
 import numpy as np
 
+__all__ = [
+    "check_finite",
+    "check_finite_dataset",
+    "with_finite_check",
+]
+
 
 def _paths(structure, prefix=""):
     """Yields `(path, leaf)` for a nested dict/list/tuple, paths like `[0]['x']`."""

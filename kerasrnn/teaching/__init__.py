@@ -22,3 +22,16 @@ the library never imports it (an import-linter contract checks this).
 - `experiment`: the command-line flags, callbacks and result files every
   tutorial shares.
 """
+
+# The teaching side's promise is its modules, each with its own `__all__`.
+__all__ = [
+    "bptt",
+    "char_lm",
+    "datasets",
+    "experiment",
+    "long_dependency",
+    "studies",
+    "tasks",
+    "text_classification",
+    "walkthrough",
+]

@@ -38,6 +38,26 @@ import numpy as np
 
 from kerasrnn._utils.validation import check_positive_int, is_integer
 
+__all__ = [
+    "PARAMETER_NAMES",
+    "backward",
+    "clip_by_global_norm",
+    "forward",
+    "from_keras_weights",
+    "global_norm",
+    "init_params",
+    "jacobian_norm_curves",
+    "jacobian_norms",
+    "kerasrnn_gradients",
+    "loss_and_gradients",
+    "mse_loss",
+    "numerical_gradients",
+    "recurrent_matrix",
+    "relative_error",
+    "to_keras_weights",
+    "train_sgd",
+]
+
 PARAMETER_NAMES = ("W_xh", "W_hh", "b_h", "W_hy", "b_y")
 
 

@@ -18,6 +18,15 @@ import os
 
 import numpy as np
 
+__all__ = [
+    "BUILTIN_TEXT",
+    "TINYSHAKESPEARE",
+    "CharData",
+    "bits_per_character",
+    "char_windows",
+    "load_text",
+]
+
 TINYSHAKESPEARE = "tinyshakespeare.txt"
 
 # Shakespeare, Sonnets 18 and 116 (1609, public domain).

@@ -17,6 +17,19 @@ import keras
 
 from kerasrnn import distribute
 
+__all__ = [
+    "DEVICES",
+    "ClipFullGradient",
+    "ReseedEachEpoch",
+    "Stopwatch",
+    "add_common_arguments",
+    "configure_device",
+    "machine_description",
+    "make_strategy",
+    "training_callbacks",
+    "write_json",
+]
+
 DEVICES = ("auto", "cpu", "gpu")
 
 

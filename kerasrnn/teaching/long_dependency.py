@@ -23,6 +23,28 @@ import kerasrnn
 from kerasrnn.callbacks import GradientNormHistory
 from kerasrnn.teaching import experiment, tasks
 
+__all__ = [
+    "ADDING_SOLVED_MSE",
+    "CELL_LABELS",
+    "CELLS",
+    "COPY_LENGTH",
+    "COPY_SYMBOLS",
+    "SOLVED_ACCURACY",
+    "TASK_NAMES",
+    "Settings",
+    "Task",
+    "build_model",
+    "check_cells",
+    "make_data",
+    "make_task",
+    "plot_gradient_profiles",
+    "plot_loss_curves",
+    "plot_tanh",
+    "results_table",
+    "run_cell",
+    "write_outputs",
+]
+
 CELLS = {"rnn": kerasrnn.SimpleRNN, "lstm": kerasrnn.LSTM, "gru": kerasrnn.GRU}
 CELL_LABELS = {"rnn": "tanh RNN", "lstm": "LSTM", "gru": "GRU"}
 TASK_NAMES = {

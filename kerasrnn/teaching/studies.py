@@ -41,6 +41,26 @@ from kerasrnn.layers.lstm import LSTM
 from kerasrnn.teaching.char_lm import bits_per_character, char_windows
 from kerasrnn.teaching.experiment import training_callbacks, write_json
 
+__all__ = [
+    "ARCHITECTURES",
+    "EXTRA_ARCHITECTURES",
+    "GREFF_FINDINGS",
+    "TASK_NAMES",
+    "VERDICTS",
+    "TaskData",
+    "adding_task",
+    "box_plot",
+    "build_model",
+    "char_lm_task",
+    "comparison_markdown",
+    "recurrent_layer",
+    "run_study",
+    "run_trial",
+    "sample_hyperparameters",
+    "summarize",
+    "verdict",
+]
+
 # Greff et al.'s vanilla LSTM, their eight variants, and the GRU.
 ARCHITECTURES = (*VARIANTS, "gru")
 # Other structures that `recurrent_layer` can build for the study.

@@ -26,6 +26,20 @@ import numpy as np
 
 from kerasrnn._utils.validation import check_int_at_least, is_integer
 
+__all__ = [
+    "ADDING_FORMS",
+    "TASKS",
+    "TEMPORAL_ORDER_CLASSES",
+    "TEMPORAL_ORDER_SYMBOLS",
+    "adding_problem",
+    "baseline_loss",
+    "copy_memory",
+    "last_marked_value",
+    "temporal_order",
+    "temporal_order_positions",
+    "to_dataset",
+]
+
 ADDING_FORMS = ("le2015", "hochreiter1997")
 TASKS = ("adding_problem", "copy_memory", "temporal_order", "last_marked_value")
 

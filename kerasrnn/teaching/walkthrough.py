@@ -14,8 +14,22 @@ import numpy as np
 from kerasrnn.layers.gru import GRU
 from kerasrnn.layers.lstm import LSTM
 
+__all__ = [
+    "CELLS",
+    "build_model",
+    "choose_example",
+    "format_step_table",
+    "gate_contrast",
+    "gate_switching",
+    "memory_units",
+    "plot_gates",
+    "plot_memory_units",
+    "state_key",
+    "step_table",
+]
+
 CELLS = {"lstm": LSTM, "gru": GRU}
-LSTM_KEYS = (
+_LSTM_KEYS = (
     "input_gate",
     "forget_gate",
     "candidate",
@@ -23,9 +37,9 @@ LSTM_KEYS = (
     "cell_state",
     "hidden_state",
 )
-GRU_KEYS = ("update_gate", "reset_gate", "candidate", "hidden_state")
+_GRU_KEYS = ("update_gate", "reset_gate", "candidate", "hidden_state")
 # Short column names for the step table.
-SHORT_NAMES = {
+_SHORT_NAMES = {
     "input_gate": "i",
     "forget_gate": "f",
     "candidate": "g",
@@ -179,14 +193,14 @@ def step_table(activations, x, target, prediction, unit, sample=0):
 
 def _ordered_keys(mapping):
     """The activation keys of `mapping` in equation order (LSTM or GRU)."""
-    order = GRU_KEYS if "update_gate" in mapping else LSTM_KEYS
+    order = _GRU_KEYS if "update_gate" in mapping else _LSTM_KEYS
     return [key for key in order if key in mapping]
 
 
 def format_step_table(rows):
     """The rows of `step_table` as aligned text, with markers flagged."""
     keys = _ordered_keys(rows[0])
-    names = dict(SHORT_NAMES)
+    names = dict(_SHORT_NAMES)
     if "update_gate" in rows[0]:
         names["candidate"] = "hh"  # the GRU's candidate state
     header = f"{'t':>3} {'x':>6} {'m':>1} {'target':>7} {'pred':>7} " + " ".join(
@@ -243,7 +257,7 @@ def plot_gates(activations, x, target, prediction, path, title, sample=0):
     )
     top.set_ylim(-1.15, 1.15)
     top.legend(fontsize=7, ncol=3, loc="lower left")
-    names = dict(SHORT_NAMES)
+    names = dict(_SHORT_NAMES)
     if "update_gate" in activations:
         names["candidate"] = "hh"
     for (ax, cax), key in zip(axes[1:], keys):

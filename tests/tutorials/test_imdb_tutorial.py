@@ -19,6 +19,7 @@ import pytest
 
 from kerasrnn.teaching.datasets import imdb
 from kerasrnn.teaching.datasets.imdb import write_sample_aclimdb
+from kerasrnn.teaching.text_classification import run as sentiment_run
 from tests.utils import tensorflow_only
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -227,7 +228,7 @@ def test_ensemble_resumes_after_its_first_member_and_serves_the_mean(tmp_path):
     ids = crop(vectorizer(tf.constant(reviews)))
     each = []
     for i, seed in enumerate((5, 6)):
-        member = tutorial.build_model(
+        member = sentiment_run.build_model(
             tutorial.parse_args(args), vectorizer.vocabulary_size(), 1, seed=seed
         )
         member.load_weights(
@@ -246,6 +247,7 @@ def test_word_vectors_come_from_the_training_text_and_start_every_member(
     tmp_path, monkeypatch
 ):
     from kerasrnn.teaching import text_classification as tc
+
     tutorial = load_tutorial()
     archive = write_sample_aclimdb(tmp_path / "data", COUNTS, seed=6, archive=True)
     args = quick_args(
@@ -260,7 +262,7 @@ def test_word_vectors_come_from_the_training_text_and_start_every_member(
         streams.append(np.asarray(ids))
         return learn(ids, reviews, *rest, **kwargs)
 
-    monkeypatch.setattr(tc, "train_word_vectors", spy)
+    monkeypatch.setattr(sentiment_run, "train_word_vectors", spy)
     starts = []
 
     class RecordStart(keras.callbacks.Callback):
@@ -303,6 +305,7 @@ def test_word_vectors_come_from_the_training_text_and_start_every_member(
 @pytest.mark.parametrize("member_validation", ["rotated", "shared"])
 def test_members_validate_on_their_folds(tmp_path, member_validation):
     from kerasrnn.teaching import text_classification as tc
+
     tutorial = load_tutorial()
     archive = write_sample_aclimdb(tmp_path / "data", COUNTS, seed=4, archive=True)
     args = quick_args(
@@ -323,7 +326,8 @@ def test_members_validate_on_their_folds(tmp_path, member_validation):
     # fold i (rotated) or fold 0 (shared) of the seed-3 draw, not the other.
     parsed = tutorial.parse_args(args)
     out = tmp_path / "out"
-    vectorizer = tutorial.make_vectorizer(parsed, None, resuming=True)  # the saved one
+    # the saved one
+    vectorizer = sentiment_run.load_or_adapt_vectorizer(parsed, None, resuming=True)
     crop = tc.HeadTailCrop(parsed.eval_max_length, parsed.head_length)
     folds = [
         tc.encode_dataset(
@@ -337,7 +341,7 @@ def test_members_validate_on_their_folds(tmp_path, member_validation):
     ]  # fmt: skip
     on_fold_0 = []
     for i, member in enumerate(results["members"]):
-        model = tutorial.build_model(
+        model = sentiment_run.build_model(
             parsed, vectorizer.vocabulary_size(), 1, seed=member["seed"]
         )
         model.load_weights(
@@ -410,7 +414,7 @@ def test_validation_split_by_id_blocks_reaches_the_loader(tmp_path, monkeypatch)
     args = tutorial.parse_args(
         quick_args(folder, tmp_path, "--validation-split-by", "id_blocks")
     )
-    data, _, _ = tutorial.load_data(args)
+    data, _, _ = sentiment_run.load_data(args)
     # 30 and 26 reviews in blocks of 5 ids: one whole block of each class.
     assert data.num_examples["validation"] in (6, 10)
     assert data.num_examples["train"] == 56 - data.num_examples["validation"]

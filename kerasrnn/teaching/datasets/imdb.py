@@ -37,6 +37,24 @@ import tensorflow as tf
 
 from kerasrnn._utils.validation import check_int_at_least
 
+__all__ = [
+    "CACHE_ENV",
+    "CLASS_NAMES",
+    "ID_BLOCK_SIZE",
+    "SOURCES",
+    "SPLIT_FOLDERS",
+    "VALIDATION_SPLITS",
+    "IMDBData",
+    "decode_keras_sequences",
+    "default_cache_dir",
+    "find_aclimdb",
+    "load_imdb",
+    "read_aclimdb",
+    "split_validation",
+    "split_validation_by_id_blocks",
+    "write_sample_aclimdb",
+]
+
 SOURCES = ("auto", "tfds", "directory", "keras")
 CLASS_NAMES = ("neg", "pos")  # index = label
 SPLIT_FOLDERS = ("train/pos", "train/neg", "test/pos", "test/neg")

@@ -35,9 +35,14 @@ training reviews' text alone (`encode_texts` turns it into one stream of
 ids), and `build_classifier(initial_embeddings=unit_rows(vectors))` starts
 the `Embedding` from them.
 
+`SentimentRun` runs them all, step by step, for `tutorials/imdb_sentiment.py`
+(resumable, timed, results written next to the models), with the flags
+of `parse_settings`.
+
 Modules: `preprocessing` (1, 2 and `TokenDropout`), `model` (3),
-`training` (4 and the metrics of 5), `export` (the rest of 5) and
-`word_vectors`; every name is importable from this package.
+`training` (4 and the metrics of 5), `export` (the rest of 5),
+`word_vectors`, `settings` (the run's flags) and `run` (the whole run);
+every name in their `__all__` is importable from this package.
 
 Text pipelines are TensorFlow's (`tf.data`, `TextVectorization`), so the
 text and export functions need TensorFlow; the layers and `build_classifier`
@@ -67,6 +72,20 @@ from kerasrnn.teaching.text_classification.preprocessing import (
     standardize_review,
     standardize_review_keeping_marks,
 )
+from kerasrnn.teaching.text_classification.run import (
+    SentimentRun,
+    build_model,
+    gradient_norm_callbacks,
+    load_data,
+    load_or_adapt_vectorizer,
+    load_or_learn_word_vectors,
+)
+from kerasrnn.teaching.text_classification.settings import (
+    RESUMABLE_CHANGES,
+    add_arguments,
+    check_same_settings,
+    parse_settings,
+)
 from kerasrnn.teaching.text_classification.training import (
     MEMBER_RECORD,
     MONITOR,
@@ -85,6 +104,8 @@ from kerasrnn.teaching.text_classification.training import (
 )
 from kerasrnn.teaching.text_classification.word_vectors import (
     encode_texts,
+    negative_sampling_gradients,
+    skipgram_pairs,
     train_word_vectors,
     unit_rows,
 )
@@ -94,14 +115,19 @@ __all__ = [
     "MEMBER_RECORD",
     "MONITOR",
     "POOLINGS",
+    "RESUMABLE_CHANGES",
     "SERVING_INPUT",
     "SERVING_OUTPUT",
     "HeadTailCrop",
     "MaskedPooling",
+    "SentimentRun",
     "TokenDropout",
+    "add_arguments",
     "average_ensemble",
     "binary_metrics",
     "build_classifier",
+    "build_model",
+    "check_same_settings",
     "compile_classifier",
     "encode_dataset",
     "encode_texts",
@@ -109,13 +135,20 @@ __all__ = [
     "ensemble_in_progress",
     "evaluate_classifier",
     "export_saved_model",
+    "gradient_norm_callbacks",
+    "load_data",
+    "load_or_adapt_vectorizer",
+    "load_or_learn_word_vectors",
     "make_vectorizer",
     "member_dir",
+    "negative_sampling_gradients",
+    "parse_settings",
     "plot_learning_curves",
     "predict_dataset",
     "predict_ensemble",
     "save_keras_model",
     "serving_function",
+    "skipgram_pairs",
     "standardize_review",
     "standardize_review_keeping_marks",
     "start_afresh",

@@ -7,6 +7,15 @@ import tempfile
 
 import keras
 
+__all__ = [
+    "SERVING_INPUT",
+    "SERVING_OUTPUT",
+    "end_to_end_model",
+    "export_saved_model",
+    "save_keras_model",
+    "serving_function",
+]
+
 SERVING_OUTPUT = "positive_probability"
 
 

@@ -15,6 +15,14 @@ from kerasrnn.layers.lstm import LSTM
 from kerasrnn.layers.simple_rnn import SimpleRNN
 from kerasrnn.teaching.text_classification.preprocessing import TokenDropout
 
+__all__ = [
+    "CELLS",
+    "POOLINGS",
+    "MaskedPooling",
+    "build_classifier",
+    "compile_classifier",
+]
+
 CELLS = {"simple_rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}
 
 

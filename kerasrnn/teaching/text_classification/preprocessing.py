@@ -18,6 +18,15 @@ from kerasrnn._utils.validation import (
     check_rate,
 )
 
+__all__ = [
+    "HeadTailCrop",
+    "TokenDropout",
+    "encode_dataset",
+    "make_vectorizer",
+    "standardize_review",
+    "standardize_review_keeping_marks",
+]
+
 _PUNCTUATION = f"[{re.escape(string.punctuation)}]"
 
 

@@ -10,6 +10,23 @@ import numpy as np
 
 from kerasrnn._utils.validation import check_positive_int
 
+__all__ = [
+    "MEMBER_RECORD",
+    "MONITOR",
+    "average_ensemble",
+    "binary_metrics",
+    "ensemble_in_progress",
+    "evaluate_classifier",
+    "member_dir",
+    "plot_learning_curves",
+    "predict_dataset",
+    "predict_ensemble",
+    "start_afresh",
+    "train_classifier",
+    "train_ensemble",
+    "training_record",
+]
+
 MONITOR = "val_accuracy"
 
 

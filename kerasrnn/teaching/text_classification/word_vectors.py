@@ -17,6 +17,14 @@ import numpy as np
 
 from kerasrnn._utils.validation import check_int_at_least, check_positive_int
 
+__all__ = [
+    "encode_texts",
+    "negative_sampling_gradients",
+    "skipgram_pairs",
+    "train_word_vectors",
+    "unit_rows",
+]
+
 # word2vec's exponent of the noise distribution
 _NOISE_POWER = 0.75
 _NOISE_TABLE_SIZE = 1_000_000
