@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs kerasrnn's test suite: everything on the TensorFlow backend, then the
 # backend-agnostic tests (the library: cells, layers, fast path, callbacks,
-# inspection, converters, and the NumPy teaching code) on JAX.
+# inspection, converters, Keras's own RNN tests with kerasrnn substituted,
+# and the NumPy teaching code) on JAX.
 # Extra arguments go to every pytest run (e.g. -x, -k lstm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,7 @@ echo "== TensorFlow backend: full suite"
 KERAS_BACKEND=tensorflow python -m pytest -q "$@"
 backend_agnostic=(tests/cells tests/layers tests/fast/test_dispatch.py tests/callbacks
   tests/inspection tests/converters tests/teaching/test_bptt.py
-  tests/teaching/test_walkthrough.py tests/export/test_export.py
+  tests/teaching/test_walkthrough.py tests/conformance tests/export/test_export.py
   tests/export/test_target.py)
 echo "== JAX backend: backend-agnostic tests"
 KERAS_BACKEND=jax python -m pytest -q "${backend_agnostic[@]}" "$@"

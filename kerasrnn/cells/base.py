@@ -20,6 +20,7 @@ from kerasrnn._utils.validation import (
     check_positive_int,
     check_rate,
     get_activation,
+    is_integer,
 )
 
 try:  # Lets keras.layers.RNN pre-build our dropout masks outside its loop (JAX).
@@ -130,12 +131,12 @@ class RecurrentCell(keras.layers.Layer, DropoutMasks):
         self.bias_constraint = constraints.get(bias_constraint)
         self.dropout = check_rate("dropout", dropout)
         self.recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        if seed is not None and not is_integer(seed):
             raise ValueError(
                 f"seed must be an integer or None. Received: seed={seed!r}"
             )
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed=seed)
+        self.seed = None if seed is None else int(seed)
+        self.seed_generator = keras.random.SeedGenerator(seed=self.seed)
 
     @property
     def state_size(self):
@@ -237,6 +238,27 @@ class RecurrentCell(keras.layers.Layer, DropoutMasks):
         }
         base_config = super().get_config()
         return {**base_config, **config}
+
+
+IMPLEMENTATION_VALUES = (0, 1, 2)
+
+
+def check_implementation(value):
+    """Returns Keras's legacy `implementation` if it is 0, 1 or 2, else raises.
+
+    `keras.layers.LSTMCell` and `GRUCell` take it (default 2) and keep it as
+    `cell.implementation`, not in `get_config()`; it picks fused or per-gate
+    matmuls there, and 1 (which Keras forces with `recurrent_dropout`) draws
+    one dropout mask per gate. kerasrnn's cells accept and keep it the same
+    way and compute the same function whatever it is, with one dropout mask
+    shared by the gates.
+    """
+    if not is_integer(value) or value not in IMPLEMENTATION_VALUES:
+        raise ValueError(
+            f"implementation must be one of {IMPLEMENTATION_VALUES}. "
+            f"Received: implementation={value!r}"
+        )
+    return int(value)
 
 
 class GatedCell(RecurrentCell):

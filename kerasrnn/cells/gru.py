@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from kerasrnn._utils.validation import check_bool
-from kerasrnn.cells.base import GatedCell
+from kerasrnn.cells.base import GatedCell, check_implementation
 
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
@@ -49,6 +49,12 @@ class GRUCell(GatedCell):
         reset_after: Whether the reset gate is applied after the recurrent
             matrix multiplication. Default: `True`.
         seed: Random seed for dropout. Default: `None`.
+        implementation: Keras's legacy choice of matmul layout, 0, 1 or 2,
+            taken as `keras.layers.GRUCell` takes it: kept as
+            `cell.implementation`, not in `get_config()`. No effect: the
+            cell computes the same function whatever it is, with one
+            dropout mask shared by the gates (Keras's 1 draws one per gate).
+            Default: 2.
 
     Call arguments:
         inputs: A 2D tensor `(batch, input_dim)`, the step's input `x_t`.
@@ -72,9 +78,10 @@ class GRUCell(GatedCell):
 
     gates = 3
 
-    def __init__(self, units, reset_after=True, **kwargs):
+    def __init__(self, units, reset_after=True, implementation=2, **kwargs):
         super().__init__(units, **kwargs)
         self.reset_after = check_bool("reset_after", reset_after)
+        self.implementation = check_implementation(implementation)
 
     def bias_shape(self):
         if self.reset_after:

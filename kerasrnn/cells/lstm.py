@@ -4,7 +4,7 @@ import keras
 from keras import initializers, ops
 
 from kerasrnn._utils.validation import check_bool
-from kerasrnn.cells.base import GatedCell
+from kerasrnn.cells.base import GatedCell, check_implementation
 
 # Greff et al.'s eight modifications of the vanilla (peephole) LSTM, plus
 # "vanilla" itself. They may be combined with "+", e.g. "nog+noaf".
@@ -163,6 +163,12 @@ class LSTMCell(GatedCell):
         recurrent_dropout: Fraction of the recurrent units to drop, in
             [0, 1). Default: 0.
         seed: Random seed for dropout. Default: `None`.
+        implementation: Keras's legacy choice of matmul layout, 0, 1 or 2,
+            taken as `keras.layers.LSTMCell` takes it: kept as
+            `cell.implementation`, not in `get_config()`. No effect: the
+            cell computes the same function whatever it is, with one
+            dropout mask shared by the gates (Keras's 1 draws one per gate).
+            Default: 2.
 
     Call arguments:
         inputs: A 2D tensor `(batch, input_dim)`, the step's input `x_t`.
@@ -198,9 +204,11 @@ class LSTMCell(GatedCell):
         use_peepholes=None,
         peephole_initializer="glorot_uniform",
         unit_forget_bias=True,
+        implementation=2,
         **kwargs,
     ):
         super().__init__(units, **kwargs)
+        self.implementation = check_implementation(implementation)
         self.variant, mods = parse_variant(variant)
         if use_peepholes is not None and not isinstance(use_peepholes, bool):
             raise ValueError(

@@ -14,6 +14,8 @@ from kerasrnn.export import (
     run_export_path,
 )
 from kerasrnn.fast import check_fast_path, choose_path, run_fast_path, static_support
+from kerasrnn.fast.dispatch import backend_kernels
+from kerasrnn.fast.kinds import standard_cell_reason
 
 # Arguments that belong to the sequence layer; every other keyword argument
 # of the constructor is passed on to the cell, which validates it.
@@ -27,11 +29,45 @@ LAYER_ARGUMENTS = (
     "name",
     "dtype",
     "trainable",
+    "autocast",
+    "input_dim",
+    "input_shape",
     "zero_output_for_mask",
 )
+USE_CUDNN_VALUES = ("auto", True, False)
 # Keys of a cell's config that describe the cell object, not the layer's
 # hyperparameters.
 _CELL_OBJECT_KEYS = ("name", "trainable", "dtype")
+
+
+def check_use_cudnn(value):
+    """Returns `value` if it is `"auto"`, `True` or `False`, else raises."""
+    if not any(
+        value is v or (isinstance(v, str) and value == v) for v in USE_CUDNN_VALUES
+    ):
+        raise ValueError(
+            f'use_cudnn must be "auto", True or False. Received: use_cudnn={value!r}'
+        )
+    return value
+
+
+def cudnn_cell_reason(layer):
+    """Why no cuDNN kernel can ever compute `layer` (a string), or `None`:
+    what its constructor fixes, on any backend and device."""
+    cell = layer.cell
+    reason = standard_cell_reason(cell)
+    if reason is None and getattr(cell, "reset_after", True) is False:
+        reason = (
+            "cuDNN's GRU applies the reset gate after the matmul: reset_after=False"
+        )
+    if reason is None and cell.recurrent_dropout > 0:
+        reason = (
+            "cuDNN has no recurrent dropout: recurrent_dropout="
+            f"{cell.recurrent_dropout}"
+        )
+    if reason is None and layer.unroll:
+        reason = "unroll=True asks for the unrolled step-by-step loop"
+    return reason
 
 
 def cell_property(name):
@@ -42,8 +78,10 @@ def cell_property(name):
 class RecurrentLayer(keras.layers.RNN):
     """Runs `cell_class` over a sequence, like `keras.layers.RNN(cell)`.
 
-    Subclasses set `cell_class` and `cell_name`. The layer's weights are the
-    cell's (`kernel`, `recurrent_kernel`, `bias`, in that order), so
+    Subclasses set `cell_class` and `cell_name`, and may also derive from
+    the Keras layer they replace (`kerasrnn.LSTM` is a `keras.layers.LSTM`),
+    whose own constructor and loop this class skips. The layer's weights are
+    the cell's (`kernel`, `recurrent_kernel`, `bias`, in that order), so
     `get_weights()` matches the Keras built-in of the same kind.
 
     `fast_path` (`"auto"`, `True` or `False`; default `"auto"`) chooses how
@@ -52,15 +90,44 @@ class RecurrentLayer(keras.layers.RNN):
     `"auto"` takes the fast path when the cell, activations and dtype are
     covered and the backend's kernels pay off for the call (on TensorFlow:
     compiled code with a static number of timesteps); `True` forces it (a
-    `ValueError` if it cannot apply); `False` always reads. After a call, `last_path` is `"fast"` or `"readable"` and
-    `last_path_reason` says why (also logged at DEBUG on `"kerasrnn.fast"`).
-    While `model.export` traces the layer for ONNX or LiteRT, the format's
-    graph replaces the fast path (`last_path` `"export"`, see
-    `kerasrnn.export`), whatever `fast_path` says.
+    `ValueError` if it cannot apply); `False` always reads. After a call,
+    `last_path` is `"fast"` or `"readable"` and `last_path_reason` says why
+    (also logged at DEBUG on `"kerasrnn.fast"`). While `model.export` traces
+    the layer for ONNX or LiteRT, the format's graph replaces the fast path
+    (`last_path` `"export"`, see `kerasrnn.export`), whatever `fast_path`
+    says.
+
+    Subclasses with `takes_use_cudnn = True` (`LSTM`, `GRU`, as in Keras)
+    also take `use_cudnn` (`"auto"`, `True` or `False`; default `"auto"`),
+    kept as `layer.use_cudnn` and in `get_config()`; it narrows the fast
+    path to its cuDNN kernels or away from them:
+
+    - `"auto"`: the backend's kernels may use cuDNN where they have it. It
+      is stored as `False` where cuDNN is ruled out for good, with
+      `fast_path=False` or an LSTM variant or peepholes, so that
+      `keras.layers.Bidirectional`, which reads `use_cudnn` to pick Keras's
+      fused cuDNN kernel, never hands such a layer to it.
+    - `False`: no cuDNN kernel runs the layer.
+    - `True`: the layer runs on a cuDNN kernel or raises `ValueError`. The
+      constructor refuses what no cuDNN kernel computes (`fast_path=False`,
+      an LSTM variant or peepholes, activations other than tanh/sigmoid,
+      `reset_after=False`, `recurrent_dropout`, `unroll=True`); each call
+      refuses what this backend, device and input cannot run on cuDNN (any
+      call on a CPU, and on TensorFlow, whose kerasrnn kernels are XLA), as
+      Keras does, so that a model configured for a GPU still builds and
+      loads elsewhere. The inspection tools
+      (`kerasrnn.inspection.gradients`, `gates`) still take the readable
+      loop.
+
+    A backend package of `kerasrnn.fast` that has cuDNN kernels says so with
+    `cudnn_unsupported_call(layer, sequences, mask)`: `None` when the call
+    would run on cuDNN, else why not; a package without it has none.
     """
 
     cell_class = None
     cell_name = None
+    # Whether the constructor takes Keras's `use_cudnn` (LSTM and GRU).
+    takes_use_cudnn = False
 
     def __init__(
         self,
@@ -75,6 +142,8 @@ class RecurrentLayer(keras.layers.RNN):
         **kwargs,
     ):
         fast_path = check_fast_path(fast_path)
+        if self.takes_use_cudnn:
+            use_cudnn = check_use_cudnn(kwargs.pop("use_cudnn", "auto"))
         layer_kwargs = {k: kwargs.pop(k) for k in LAYER_ARGUMENTS if k in kwargs}
         for flag, value in (
             ("return_sequences", return_sequences),
@@ -94,7 +163,10 @@ class RecurrentLayer(keras.layers.RNN):
             trainable=layer_kwargs.get("trainable", True),
             **kwargs,
         )
-        super().__init__(
+        # keras.layers.RNN's constructor, not that of the Keras layer a
+        # subclass may also derive from, which would build a Keras cell.
+        keras.layers.RNN.__init__(
+            self,
             cell,
             return_sequences=return_sequences,
             return_state=return_state,
@@ -115,6 +187,40 @@ class RecurrentLayer(keras.layers.RNN):
                     f"fast_path=True is not possible for this {type(self).__name__}: "
                     f"{reason}. Received: fast_path=True"
                 )
+        if self.takes_use_cudnn:
+            self.use_cudnn = self._settle_use_cudnn(use_cudnn)
+
+    def _settle_use_cudnn(self, use_cudnn):
+        """`use_cudnn` as the layer keeps it: `"auto"` becomes `False` where
+        cuDNN is ruled out for good, and `True` there raises."""
+        if use_cudnn is False:
+            return False
+        cell = self.cell
+        if self.fast_path is False:
+            reason = "fast_path=False always runs the readable cell loop"
+        elif getattr(cell, "variant", "np") != "np" or getattr(
+            cell, "use_peepholes", False
+        ):
+            # keras.layers.Bidirectional cannot see this before it hands a
+            # layer to Keras's fused cuDNN LSTM.
+            reason = (
+                f"an LSTM with variant={cell.variant!r} and use_peepholes="
+                f"{cell.use_peepholes} is not cuDNN's LSTM"
+            )
+        elif use_cudnn is True:
+            reason = cudnn_cell_reason(self)
+        else:
+            reason = None
+        if reason is None:
+            return use_cudnn
+        if use_cudnn is True:
+            raise ValueError(
+                "use_cudnn=True demands a cuDNN kernel, but none computes this "
+                f"{type(self).__name__}: {reason}. Pass use_cudnn='auto' to let "
+                "kerasrnn choose. Received: use_cudnn=True, "
+                f"fast_path={self.fast_path!r}"
+            )
+        return False
 
     # Hyperparameters live on the cell; read them from the layer as in Keras.
     units = cell_property("units")
@@ -206,7 +312,7 @@ class RecurrentLayer(keras.layers.RNN):
                 "`batch_size` to `keras.Input` (or `batch_input_shape`). "
                 f"Received: stateful=True with inputs.shape={tuple(sequences_shape)}"
             )
-        super().build(sequences_shape, initial_state_shape)
+        keras.layers.RNN.build(self, sequences_shape, initial_state_shape)
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
         self._check_sequences_shape(sequences.shape)
@@ -219,8 +325,12 @@ class RecurrentLayer(keras.layers.RNN):
             self._check_mask(mask, sequences.shape)
         self.cell._masks_wanted = bool(training)
         try:
-            return super().call(
-                sequences, initial_state=initial_state, mask=mask, training=training
+            return keras.layers.RNN.call(
+                self,
+                sequences,
+                initial_state=initial_state,
+                mask=mask,
+                training=training,
             )
         finally:
             self.cell._masks_wanted = True
@@ -232,8 +342,16 @@ class RecurrentLayer(keras.layers.RNN):
         if export_format is not None:
             chosen = choose_export_path(self, export_format, mask)
         if chosen is None:
-            use_fast, reason = choose_path(self, sequences, mask)
-            chosen = ("fast" if use_fast else "readable", reason)
+            inspected = (
+                getattr(self, "_state_probes", None) is not None
+                or getattr(self.cell, "_gate_trace", None) is not None
+            )
+            if getattr(self, "use_cudnn", "auto") is True and not inspected:
+                self._check_cudnn_call(sequences, mask)
+                chosen = ("fast", "use_cudnn=True")
+            else:
+                use_fast, reason = choose_path(self, sequences, mask)
+                chosen = ("fast" if use_fast else "readable", reason)
         self.last_path, self.last_path_reason = chosen
         logging.getLogger("kerasrnn.fast").debug(
             "%s '%s': %s path (%s)",
@@ -248,7 +366,29 @@ class RecurrentLayer(keras.layers.RNN):
             return run_fast_path(self, sequences, initial_state, mask, training)
         if getattr(self, "_state_probes", None) is not None:
             return self._probed_inner_loop(sequences, initial_state, mask, training)
-        return super().inner_loop(sequences, initial_state, mask, training=training)
+        # keras.layers.RNN's loop over the cell, never the cuDNN dispatch of
+        # the Keras LSTM or GRU a subclass may also derive from.
+        return keras.layers.RNN.inner_loop(
+            self, sequences, initial_state, mask, training=training
+        )
+
+    def _check_cudnn_call(self, sequences, mask):
+        """Raises `ValueError` unless this call runs on a cuDNN kernel."""
+        backend = keras.backend.backend()
+        reason = static_support(self)
+        if reason is None:
+            check = getattr(backend_kernels(backend), "cudnn_unsupported_call", None)
+            if check is None:
+                reason = f"kerasrnn's kernels for the {backend!r} backend use no cuDNN"
+            else:
+                reason = check(self, sequences, mask)
+        if reason is not None:
+            raise ValueError(
+                f"use_cudnn=True demands a cuDNN kernel, but this call of "
+                f"{type(self).__name__} '{self.name}' cannot run on one: {reason}. "
+                "Pass use_cudnn='auto' to fall back to another kernel. "
+                "Received: use_cudnn=True"
+            )
 
     def _probed_inner_loop(self, sequences, initial_state, mask, training):
         """The readable loop with zero probes added to the states, so that
@@ -325,7 +465,9 @@ class RecurrentLayer(keras.layers.RNN):
             self.activity_regularizer
         )
         config["fast_path"] = self.fast_path
-        base_config = super().get_config()
+        if self.takes_use_cudnn:
+            config["use_cudnn"] = self.use_cudnn
+        base_config = keras.layers.RNN.get_config(self)
         del base_config["cell"]
         return {**base_config, **config}
 

@@ -7,7 +7,7 @@ from kerasrnn.layers.base import RecurrentLayer, cell_property
 
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
-class GRU(RecurrentLayer):
+class GRU(RecurrentLayer, keras.layers.GRU):
     """Gated Recurrent Unit over a sequence: a drop-in for `keras.layers.GRU`.
 
     Runs `kerasrnn.GRUCell` over the time axis, gates fused as `[z, r, h]`:
@@ -16,6 +16,11 @@ class GRU(RecurrentLayer):
         r = sigmoid(x_t @ W_r + h_tm1 @ U_r + b_r)
         hh = tanh(x_t @ W_h + r * (h_tm1 @ U_h + bu_h))   # reset_after=True
         h_t = z * h_tm1 + (1 - z) * hh
+
+    It takes every constructor and call argument of `keras.layers.GRU`
+    (Keras 3.15), so a config written by `keras.layers.GRU` builds it, and
+    it is a `keras.layers.GRU` (`isinstance` holds; Keras's own constructor
+    and cuDNN dispatch are replaced by kerasrnn's).
 
     Args:
         units: Positive integer, dimensionality of the hidden state.
@@ -32,6 +37,19 @@ class GRU(RecurrentLayer):
         stateful: Carry the final state over to the next batch; needs a
             static batch size. Default: `False`.
         unroll: Unroll the loop in the graph. Default: `False`.
+        zero_output_for_mask: Output zeros, not the previous output, at
+            masked steps. Default: `False`.
+        fast_path: `"auto"`, `True` or `False`: whether the sequence runs on
+            the backend's fused kernels (`kerasrnn.fast`) or the readable
+            cell loop; see `kerasrnn.layers.base.RecurrentLayer`.
+            Default: `"auto"`.
+        use_cudnn: `"auto"`, `True` (demand a cuDNN kernel, else
+            `ValueError`) or `False` (never one); `"auto"` reads `False` with
+            `fast_path=False`; see `kerasrnn.layers.base.RecurrentLayer`.
+            Default: `"auto"`.
+        implementation: Keras's legacy choice of matmul layout (0, 1 or 2);
+            accepted and kept as `layer.cell.implementation`, no effect, as
+            for `kerasrnn.GRUCell`. Default: 2.
 
     Call arguments:
         sequences: A 3D tensor `(batch, timesteps, features)`.
@@ -56,6 +74,7 @@ class GRU(RecurrentLayer):
 
     cell_class = GRUCell
     cell_name = "gru_cell"
+    takes_use_cudnn = True
 
     recurrent_activation = cell_property("recurrent_activation")
     reset_after = cell_property("reset_after")

@@ -7,7 +7,7 @@ from kerasrnn.layers.base import RecurrentLayer, cell_property
 
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
-class LSTM(RecurrentLayer):
+class LSTM(RecurrentLayer, keras.layers.LSTM):
     """Long Short-Term Memory over a sequence: a drop-in for `keras.layers.LSTM`,
     and any of the LSTM variants of Greff et al. (2015) with one argument.
 
@@ -27,6 +27,11 @@ class LSTM(RecurrentLayer):
     `f = 1 - i`, `"fgr"` feeds every gate the previous step's gate
     activations. `kerasrnn.LSTMCell` lists the equations and the fused block
     order of each variant.
+
+    It takes every constructor and call argument of `keras.layers.LSTM`
+    (Keras 3.15), so a config written by `keras.layers.LSTM` builds it, and
+    it is a `keras.layers.LSTM` (`isinstance` holds; Keras's own
+    constructor and cuDNN dispatch are replaced by kerasrnn's).
 
     Args:
         units: Positive integer, dimensionality of the hidden and cell state.
@@ -51,6 +56,19 @@ class LSTM(RecurrentLayer):
         stateful: Carry final states over to the next batch; needs a static
             batch size. Default: `False`.
         unroll: Unroll the loop in the graph. Default: `False`.
+        zero_output_for_mask: Output zeros, not the previous output, at
+            masked steps. Default: `False`.
+        fast_path: `"auto"`, `True` or `False`: whether the sequence runs on
+            the backend's fused kernels (`kerasrnn.fast`) or the readable
+            cell loop; see `kerasrnn.layers.base.RecurrentLayer`.
+            Default: `"auto"`.
+        use_cudnn: `"auto"`, `True` (demand a cuDNN kernel, else
+            `ValueError`) or `False` (never one); `"auto"` reads `False`
+            for variants, peepholes and `fast_path=False`; see
+            `kerasrnn.layers.base.RecurrentLayer`. Default: `"auto"`.
+        implementation: Keras's legacy choice of matmul layout (0, 1 or 2);
+            accepted and kept as `layer.cell.implementation`, no effect, as
+            for `kerasrnn.LSTMCell`. Default: 2.
 
     Call arguments:
         sequences: A 3D tensor `(batch, timesteps, features)`.
@@ -80,6 +98,7 @@ class LSTM(RecurrentLayer):
 
     cell_class = LSTMCell
     cell_name = "lstm_cell"
+    takes_use_cudnn = True
 
     recurrent_activation = cell_property("recurrent_activation")
     unit_forget_bias = cell_property("unit_forget_bias")

@@ -7,12 +7,18 @@ from kerasrnn.layers.base import RecurrentLayer
 
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
-class SimpleRNN(RecurrentLayer):
+class SimpleRNN(RecurrentLayer, keras.layers.SimpleRNN):
     """Vanilla RNN over a sequence: a drop-in for `keras.layers.SimpleRNN`.
 
     Runs `kerasrnn.SimpleRNNCell` over the time axis:
 
         h_t = activation(x_t @ W + h_tm1 @ U + b),   h_0 = 0 or initial_state
+
+    It takes every constructor and call argument of `keras.layers.SimpleRNN`
+    (Keras 3.15), so a config written by `keras.layers.SimpleRNN` builds it,
+    and it is a `keras.layers.SimpleRNN` (`isinstance` holds; Keras's own
+    constructor is replaced by kerasrnn's). Like Keras's, it takes neither
+    `use_cudnn` nor `implementation`.
 
     Args:
         units: Positive integer, dimensionality of the hidden state.
@@ -33,6 +39,12 @@ class SimpleRNN(RecurrentLayer):
             `False`.
         unroll: Unroll the loop in the graph (short sequences only).
             Default: `False`.
+        zero_output_for_mask: Output zeros, not the previous output, at
+            masked steps. Default: `False`.
+        fast_path: `"auto"`, `True` or `False`: whether the sequence runs on
+            the backend's fused kernels (`kerasrnn.fast`) or the readable
+            cell loop; see `kerasrnn.layers.base.RecurrentLayer`.
+            Default: `"auto"`.
 
     Call arguments:
         sequences: A 3D tensor `(batch, timesteps, features)`.

@@ -74,6 +74,8 @@ if HAS_FAST_PATH:
 BAD_CONSTRUCTOR_ARGUMENTS += [
     ("reset_after", ["no", 1], ("GRU",)),
     ("unit_forget_bias", ["no"], ("LSTM",)),
+    ("use_cudnn", ["yes", 1, None], ("LSTM", "GRU")),
+    ("implementation", [3, "2", None], ("LSTM", "GRU")),
 ]
 # Bad call-time input, named by what the error must mention.
 BAD_CALLS = (
