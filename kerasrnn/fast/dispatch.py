@@ -5,7 +5,11 @@ Backend-neutral: the kernels of the current Keras backend live in
 exists) and are imported only when a layer asks for them. Each backend
 package provides `unsupported(layer)`, `unsupported_call(layer, sequences,
 mask)` and `run(layer, sequences, initial_state, mask, training)`; see
-`kerasrnn.fast.tensorflow`.
+`kerasrnn.fast.tensorflow`. A package whose kernels cannot compute some calls
+(a property of the data or of `training`, not of the layer) also provides
+`refused_call(layer, sequences, mask, training)`: why this call cannot run
+on them (a string), or `None`; `fast_path="auto"` then reads and
+`fast_path=True` raises a `ValueError`.
 """
 
 import importlib
@@ -54,8 +58,12 @@ def static_support(layer):
     return kernels.unsupported(layer)
 
 
-def choose_path(layer, sequences, mask=None):
-    """Returns `(use_fast, reason)` for this call of `layer`."""
+def choose_path(layer, sequences, mask=None, training=None):
+    """Returns `(use_fast, reason)` for this call of `layer`.
+
+    Raises `ValueError` if `layer.fast_path is True` and the backend's
+    kernels refuse this call (`refused_call`).
+    """
     setting = layer.fast_path
     if setting is False:
         return False, "fast_path=False"
@@ -72,8 +80,18 @@ def choose_path(layer, sequences, mask=None):
     reason = static_support(layer)
     if reason is not None:
         return False, reason
+    kernels = backend_kernels()
+    refused_call = getattr(kernels, "refused_call", None)
+    reason = refused_call and refused_call(layer, sequences, mask, training)
+    if reason:
+        if setting is True:
+            raise ValueError(
+                f"fast_path=True cannot run this call of {type(layer).__name__} "
+                f"'{layer.name}': {reason}. Received: fast_path=True"
+            )
+        return False, reason
     if setting == "auto":
-        reason = backend_kernels().unsupported_call(layer, sequences, mask)
+        reason = kernels.unsupported_call(layer, sequences, mask)
         if reason is not None:
             return False, reason
     return True, "fast_path=True" if setting is True else "supported configuration"

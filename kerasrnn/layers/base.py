@@ -214,7 +214,7 @@ class RecurrentLayer(keras.layers.RNN):
             self.cell._masks_wanted = True
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
-        use_fast, reason = choose_path(self, sequences, mask)
+        use_fast, reason = choose_path(self, sequences, mask, training)
         self.last_path = "fast" if use_fast else "readable"
         self.last_path_reason = reason
         logging.getLogger("kerasrnn.fast").debug(
