@@ -20,6 +20,9 @@ import keras
 logger = logging.getLogger("kerasrnn.fast")
 
 FAST_PATH_VALUES = ("auto", True, False)
+# Each backend's kernel package (or None), imported once: layers ask on every
+# call, which on the torch backend runs eagerly.
+_KERNELS = {}
 
 
 def check_fast_path(value):
@@ -37,12 +40,14 @@ def backend_kernels(backend=None):
     """The `kerasrnn.fast.<backend>` package, or `None` if that backend has
     no fused kernels."""
     backend = backend or keras.backend.backend()
-    try:
-        return importlib.import_module(f"kerasrnn.fast.{backend}")
-    except ModuleNotFoundError as error:
-        if error.name != f"kerasrnn.fast.{backend}":
-            raise
-        return None
+    if backend not in _KERNELS:
+        try:
+            _KERNELS[backend] = importlib.import_module(f"kerasrnn.fast.{backend}")
+        except ModuleNotFoundError as error:
+            if error.name != f"kerasrnn.fast.{backend}":
+                raise
+            _KERNELS[backend] = None
+    return _KERNELS[backend]
 
 
 def static_support(layer):

@@ -23,6 +23,7 @@ LAYER_ARGUMENTS = (
     "trainable",
     "zero_output_for_mask",
 )
+_logger = logging.getLogger("kerasrnn.fast")
 # Keys of a cell's config that describe the cell object, not the layer's
 # hyperparameters.
 _CELL_OBJECT_KEYS = ("name", "trainable", "dtype")
@@ -45,9 +46,11 @@ class RecurrentLayer(keras.layers.RNN):
     the same function as the current backend's fused whole-sequence kernels.
     `"auto"` takes the fast path when the cell, activations and dtype are
     covered and the backend's kernels pay off for the call (on TensorFlow:
-    compiled code with a static number of timesteps); `True` forces it (a
-    `ValueError` if it cannot apply); `False` always reads. After a call, `last_path` is `"fast"` or `"readable"` and
-    `last_path_reason` says why (also logged at DEBUG on `"kerasrnn.fast"`).
+    compiled code with a static number of timesteps; on PyTorch: every call
+    its kernels can compute); `True` forces it (a `ValueError` if it cannot
+    apply); `False` always reads. After a call, `last_path` is `"fast"` or
+    `"readable"` and `last_path_reason` says why (also logged at DEBUG on
+    `"kerasrnn.fast"`).
     """
 
     cell_class = None
@@ -205,19 +208,21 @@ class RecurrentLayer(keras.layers.RNN):
             self._check_initial_state(initial_state, sequences.shape[0])
         if mask is not None:
             self._check_mask(mask, sequences.shape)
-        self.cell._masks_wanted = bool(training)
+        # Plain flags: set past Keras's attribute tracking, which costs more
+        # than a short eager call on the torch backend.
+        object.__setattr__(self.cell, "_masks_wanted", bool(training))
         try:
             return super().call(
                 sequences, initial_state=initial_state, mask=mask, training=training
             )
         finally:
-            self.cell._masks_wanted = True
+            object.__setattr__(self.cell, "_masks_wanted", True)
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         use_fast, reason = choose_path(self, sequences, mask, training)
-        self.last_path = "fast" if use_fast else "readable"
-        self.last_path_reason = reason
-        logging.getLogger("kerasrnn.fast").debug(
+        object.__setattr__(self, "last_path", "fast" if use_fast else "readable")
+        object.__setattr__(self, "last_path_reason", reason)
+        _logger.debug(
             "%s '%s': %s path (%s)",
             type(self).__name__,
             self.name,

@@ -35,6 +35,7 @@ import torch
 # The fused kernel of each cell kind (the SimpleRNN's depends on its activation).
 _KERNELS = {"lstm": torch._VF.lstm, "gru": torch._VF.gru}
 _SIMPLE_RNN_KERNELS = {"tanh": torch._VF.rnn_tanh, "relu": torch._VF.rnn_relu}
+_ZEROS = {}
 
 
 def kernel_function(kind, activation=None):
@@ -76,4 +77,13 @@ def torch_parameters(cell, kind, dtype):
         return [kernel.T, recurrent_kernel.T]
     if bias is None:
         return [kernel.T, recurrent_kernel.T]
-    return [kernel.T, recurrent_kernel.T, bias, torch.zeros_like(bias)]
+    return [kernel.T, recurrent_kernel.T, bias, _zeros(bias)]
+
+
+def _zeros(like):
+    """A zero `bias_hh` shaped like `like`, made once per shape, dtype and
+    device (it never requires a gradient and is never written to)."""
+    key = (like.shape, like.dtype, like.device)
+    if key not in _ZEROS:
+        _ZEROS[key] = torch.zeros(like.shape, dtype=like.dtype, device=like.device)
+    return _ZEROS[key]
