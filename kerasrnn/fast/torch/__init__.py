@@ -9,8 +9,11 @@ that autograd carries the gradients back to the Keras variables. `runner`
 gives them the semantics of `keras.layers.RNN` (input dropout, right-padded
 masks as packed sequences, `go_backwards`, `zero_output_for_mask`). With
 `use_cudnn=False` on the layer, cuDNN is switched off for the call on CUDA.
+Under a mixed precision policy the kernels compute in the layer's compute
+dtype (`float16`, `bfloat16`), the float32 variables cast on each call.
 
-PyTorch has no kernel for, so the layer reads step by step:
+What PyTorch's kernels cannot compute takes the readable loop, and
+`layer.last_path_reason` says why:
 
 - GRU `reset_after=False` (the reset gate before the recurrent matrix);
 - activations other than `tanh`/`relu` (SimpleRNN) and `tanh`/`sigmoid`
