@@ -2,7 +2,7 @@
 # Runs kerasrnn's test suite: everything on the TensorFlow backend, then the
 # backend-agnostic tests (the library: cells, layers, fast path, callbacks,
 # inspection, converters, Keras's own RNN tests with kerasrnn substituted,
-# and the NumPy teaching code) on JAX.
+# export, and the NumPy teaching code) on JAX and PyTorch.
 # Extra arguments go to every pytest run (e.g. -x, -k lstm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,3 +15,5 @@ backend_agnostic=(tests/cells tests/layers tests/fast/test_dispatch.py tests/cal
   tests/export/test_target.py)
 echo "== JAX backend: backend-agnostic tests"
 KERAS_BACKEND=jax python -m pytest -q "${backend_agnostic[@]}" "$@"
+echo "== PyTorch backend: backend-agnostic tests and the torch kernels"
+KERAS_BACKEND=torch python -m pytest -q "${backend_agnostic[@]}" tests/fast/torch "$@"

@@ -1,5 +1,6 @@
 """Backend-agnostic helpers for kerasrnn's tests: gradients of a layer call
-through TensorFlow's GradientTape or `jax.grad`, and fixed test data."""
+through TensorFlow's GradientTape, `jax.grad` or `torch.autograd`, and fixed
+test data."""
 
 import keras
 import numpy as np
@@ -8,8 +9,8 @@ import pytest
 BACKEND = keras.backend.backend()
 
 requires_autodiff = pytest.mark.skipif(
-    BACKEND not in ("tensorflow", "jax"),
-    reason=f"gradient helpers cover tensorflow and jax, not {BACKEND}",
+    BACKEND not in ("tensorflow", "jax", "torch"),
+    reason=f"gradient helpers cover tensorflow, jax and torch, not {BACKEND}",
 )
 tensorflow_only = pytest.mark.skipif(
     BACKEND != "tensorflow", reason="needs the TensorFlow backend"
@@ -17,6 +18,8 @@ tensorflow_only = pytest.mark.skipif(
 
 
 def to_numpy(value):
+    if BACKEND == "torch" and hasattr(value, "detach"):
+        value = value.detach()  # a tensor that requires grad
     return np.asarray(keras.ops.convert_to_numpy(value))
 
 
@@ -59,6 +62,7 @@ def call_and_gradients(layer, inputs, call_kwargs=None, cotangents=None):
     def loss_of(outputs):
         total = 0.0
         for out, cot in zip(as_list(outputs), cotangents):
+            cot = keras.ops.convert_to_tensor(cot, "float32")
             total = total + keras.ops.sum(keras.ops.cast(out, "float32") * cot)
         return total
 
@@ -97,6 +101,19 @@ def call_and_gradients(layer, inputs, call_kwargs=None, cotangents=None):
             inputs, trainable, initial_state
         )
         grads = [g[0], *g[1]] + (list(g[2]) if initial_state is not None else [])
+    elif BACKEND == "torch":
+        import torch
+
+        inputs = inputs.detach().clone().requires_grad_(True)
+        if initial_state is not None:
+            initial_state = [
+                s.detach().clone().requires_grad_(True) for s in initial_state
+            ]
+        outputs = layer(inputs, initial_state=initial_state, **call_kwargs)
+        sources = [inputs, *[v.value for v in layer.trainable_variables]]
+        if initial_state is not None:
+            sources += initial_state
+        grads = torch.autograd.grad(loss_of(outputs), sources, allow_unused=True)
     else:  # pragma: no cover
         pytest.skip(f"no gradient helper for backend {BACKEND}")
 

@@ -17,17 +17,32 @@ pass leaves out the gradient with respect to the input sequence when no
 gradient tape watches it (a model's first layer). Outputs, states and
 gradients match the readable loop to float32 rounding.
 
+On the PyTorch backend the layers run PyTorch's own fused kernels, those
+behind `torch.nn.RNN`, `LSTM` and `GRU` (`kerasrnn.fast.torch`: native or
+oneDNN code on a CPU, cuDNN on CUDA, switched off there by a layer's
+`use_cudnn=False`), with kerasrnn's weights laid out for them on each call:
+`weight_ih = kernel.T` and `weight_hh = recurrent_kernel.T`, the GRU's
+blocks `[z, r, h]` reordered to PyTorch's `[r, z, n]`, the SimpleRNN's and
+LSTM's bias as `bias_ih` beside a zero `bias_hh`, the GRU's two bias rows as
+`bias_ih` and `bias_hh` (`kerasrnn.fast.torch.weights`). Autograd carries the
+gradients back to the Keras variables. Right-padded masks run as packed
+sequences. `"auto"` takes these kernels on every call they can compute
+(PyTorch runs eagerly: nothing to compile).
+
 After each call, `layer.last_path` is `"fast"` or `"readable"` and
 `layer.last_path_reason` says why; the same line is logged at DEBUG level on
 the `"kerasrnn.fast"` logger.
 
-Not covered (the layer falls back to the readable loop): backends other than
-TensorFlow, cells other than the three standard ones (LSTM variants,
+Not covered (the layer falls back to the readable loop): backends without a
+kernel package, cells other than the three standard ones (LSTM variants,
 peepholes), activations other than tanh/sigmoid for the gated cells,
-`unroll=True`, the gradient probes of `kerasrnn.inspection.gradients`; and, with
-`"auto"` only, eager calls (compiling costs more than one call saves), a
-number of timesteps unknown when the model is traced (XLA would compile once
-per length).
+`unroll=True`, the gradient probes of `kerasrnn.inspection.gradients`; on
+TensorFlow, with `"auto"` only, eager calls (compiling costs more than one
+call saves) and a number of timesteps unknown when the model is traced (XLA
+would compile once per length). PyTorch's kernels also lack GRU
+`reset_after=False`, SimpleRNN activations other than tanh and relu,
+recurrent dropout in training and masks that do not pad on the right;
+`fast_path=True` raises a `ValueError` for these.
 """
 
 from kerasrnn.fast.dispatch import (

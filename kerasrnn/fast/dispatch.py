@@ -5,7 +5,11 @@ Backend-neutral: the kernels of the current Keras backend live in
 exists) and are imported only when a layer asks for them. Each backend
 package provides `unsupported(layer)`, `unsupported_call(layer, sequences,
 mask)` and `run(layer, sequences, initial_state, mask, training)`; see
-`kerasrnn.fast.tensorflow`.
+`kerasrnn.fast.tensorflow`. A package whose kernels cannot compute some calls
+(a property of the data or of `training`, not of the layer) also provides
+`refused_call(layer, sequences, mask, training)`: why this call cannot run
+on them (a string), or `None`; `fast_path="auto"` then reads and
+`fast_path=True` raises a `ValueError`.
 """
 
 import importlib
@@ -16,6 +20,9 @@ import keras
 logger = logging.getLogger("kerasrnn.fast")
 
 FAST_PATH_VALUES = ("auto", True, False)
+# Each backend's kernel package (or None), imported once: layers ask on every
+# call, which on the torch backend runs eagerly.
+_KERNELS = {}
 
 
 def check_fast_path(value):
@@ -33,12 +40,14 @@ def backend_kernels(backend=None):
     """The `kerasrnn.fast.<backend>` package, or `None` if that backend has
     no fused kernels."""
     backend = backend or keras.backend.backend()
-    try:
-        return importlib.import_module(f"kerasrnn.fast.{backend}")
-    except ModuleNotFoundError as error:
-        if error.name != f"kerasrnn.fast.{backend}":
-            raise
-        return None
+    if backend not in _KERNELS:
+        try:
+            _KERNELS[backend] = importlib.import_module(f"kerasrnn.fast.{backend}")
+        except ModuleNotFoundError as error:
+            if error.name != f"kerasrnn.fast.{backend}":
+                raise
+            _KERNELS[backend] = None
+    return _KERNELS[backend]
 
 
 def static_support(layer):
@@ -54,8 +63,12 @@ def static_support(layer):
     return kernels.unsupported(layer)
 
 
-def choose_path(layer, sequences, mask=None):
-    """Returns `(use_fast, reason)` for this call of `layer`."""
+def choose_path(layer, sequences, mask=None, training=None):
+    """Returns `(use_fast, reason)` for this call of `layer`.
+
+    Raises `ValueError` if `layer.fast_path is True` and the backend's
+    kernels refuse this call (`refused_call`).
+    """
     setting = layer.fast_path
     if setting is False:
         return False, "fast_path=False"
@@ -72,8 +85,18 @@ def choose_path(layer, sequences, mask=None):
     reason = static_support(layer)
     if reason is not None:
         return False, reason
+    kernels = backend_kernels()
+    refused_call = getattr(kernels, "refused_call", None)
+    reason = refused_call and refused_call(layer, sequences, mask, training)
+    if reason:
+        if setting is True:
+            raise ValueError(
+                f"fast_path=True cannot run this call of {type(layer).__name__} "
+                f"'{layer.name}': {reason}. Received: fast_path=True"
+            )
+        return False, reason
     if setting == "auto":
-        reason = backend_kernels().unsupported_call(layer, sequences, mask)
+        reason = kernels.unsupported_call(layer, sequences, mask)
         if reason is not None:
             return False, reason
     return True, "fast_path=True" if setting is True else "supported configuration"

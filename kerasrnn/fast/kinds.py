@@ -2,6 +2,10 @@
 
 import keras
 
+# The standard cell classes and their kind, filled on first use (the cells
+# import slowly and are looked up on every eager call of a layer).
+_KINDS = {}
+
 _FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
@@ -18,13 +22,13 @@ def kernel_kind(cell):
     """`"lstm"`, `"gru"` or `"simple_rnn"` for kerasrnn's three standard cells
     (exact classes, not subclasses, which may change the equations), else
     `None`."""
-    from kerasrnn.cells.gru import GRUCell
-    from kerasrnn.cells.lstm import LSTMCell
-    from kerasrnn.cells.simple_rnn import SimpleRNNCell
+    if not _KINDS:
+        from kerasrnn.cells.gru import GRUCell
+        from kerasrnn.cells.lstm import LSTMCell
+        from kerasrnn.cells.simple_rnn import SimpleRNNCell
 
-    return {LSTMCell: "lstm", GRUCell: "gru", SimpleRNNCell: "simple_rnn"}.get(
-        type(cell)
-    )
+        _KINDS.update({LSTMCell: "lstm", GRUCell: "gru", SimpleRNNCell: "simple_rnn"})
+    return _KINDS.get(type(cell))
 
 
 def standard_cell_reason(

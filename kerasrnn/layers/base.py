@@ -35,6 +35,7 @@ LAYER_ARGUMENTS = (
     "zero_output_for_mask",
 )
 USE_CUDNN_VALUES = ("auto", True, False)
+_logger = logging.getLogger("kerasrnn.fast")
 # Keys of a cell's config that describe the cell object, not the layer's
 # hyperparameters.
 _CELL_OBJECT_KEYS = ("name", "trainable", "dtype")
@@ -89,7 +90,8 @@ class RecurrentLayer(keras.layers.RNN):
     the same function as the current backend's fused whole-sequence kernels.
     `"auto"` takes the fast path when the cell, activations and dtype are
     covered and the backend's kernels pay off for the call (on TensorFlow:
-    compiled code with a static number of timesteps); `True` forces it (a
+    compiled code with a static number of timesteps; on PyTorch: every call
+    its kernels can compute); `True` forces it (a
     `ValueError` if it cannot apply); `False` always reads. After a call,
     `last_path` is `"fast"` or `"readable"` and `last_path_reason` says why
     (also logged at DEBUG on `"kerasrnn.fast"`). While `model.export` traces
@@ -323,7 +325,9 @@ class RecurrentLayer(keras.layers.RNN):
             self._check_initial_state(initial_state, sequences.shape[0])
         if mask is not None:
             self._check_mask(mask, sequences.shape)
-        self.cell._masks_wanted = bool(training)
+        # Plain flags: set past Keras's attribute tracking, which costs more
+        # than a short eager call on the torch backend.
+        object.__setattr__(self.cell, "_masks_wanted", bool(training))
         try:
             return keras.layers.RNN.call(
                 self,
@@ -333,7 +337,7 @@ class RecurrentLayer(keras.layers.RNN):
                 training=training,
             )
         finally:
-            self.cell._masks_wanted = True
+            object.__setattr__(self.cell, "_masks_wanted", True)
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
         # Traced for model.export: the graph the format's converter takes.
@@ -350,10 +354,11 @@ class RecurrentLayer(keras.layers.RNN):
                 self._check_cudnn_call(sequences, mask)
                 chosen = ("fast", "use_cudnn=True")
             else:
-                use_fast, reason = choose_path(self, sequences, mask)
+                use_fast, reason = choose_path(self, sequences, mask, training)
                 chosen = ("fast" if use_fast else "readable", reason)
-        self.last_path, self.last_path_reason = chosen
-        logging.getLogger("kerasrnn.fast").debug(
+        object.__setattr__(self, "last_path", chosen[0])
+        object.__setattr__(self, "last_path_reason", chosen[1])
+        _logger.debug(
             "%s '%s': %s path (%s)",
             type(self).__name__,
             self.name,

@@ -519,6 +519,13 @@ def test_to_torch_rejects_bad_input(make, match):
         to_torch_state_dict(layer, **kwargs)
 
 
+@pytest.mark.xfail(
+    keras.backend.backend() == "torch",
+    reason="the torch backend is torch: Keras imports it inside every layer "
+    "call (keras.src.backend.common.variables.standardize_shape), so it "
+    "cannot be made unimportable there",
+    strict=True,
+)
 def test_works_without_torch(monkeypatch):
     # With torch unimportable, the module still imports and converts NumPy.
     import importlib

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import kerasrnn
+from kerasrnn.fast.dispatch import backend_kernels
 from tests.utils import BACKEND, assert_all_close, random_weights_like, to_numpy
 
 tensorflow_only = pytest.mark.skipif(
@@ -42,8 +43,8 @@ def test_fast_path_must_be_auto_true_or_false(value):
 
 @pytest.mark.parametrize("value", ["auto", True, False])
 def test_fast_path_round_trips_through_config(value):
-    if value is True and BACKEND != "tensorflow":
-        pytest.skip("fast_path=True needs the TensorFlow backend")
+    if value is True and backend_kernels() is None:
+        pytest.skip(f"fast_path=True needs fused kernels, which {BACKEND} lacks")
     layer = kerasrnn.GRU(UNITS, fast_path=value)
     config = layer.get_config()
     assert config["fast_path"] == value
@@ -176,8 +177,10 @@ def test_fast_path_false_always_reads():
     assert (layer.last_path, layer.last_path_reason) == ("readable", "fast_path=False")
 
 
-@pytest.mark.skipif(BACKEND == "tensorflow", reason="checks the other backends")
-def test_other_backends_read_and_refuse_forcing():
+def test_backends_without_kernels_read_and_refuse_forcing(monkeypatch):
+    from kerasrnn.fast import dispatch
+
+    monkeypatch.setattr(dispatch, "backend_kernels", lambda backend=None: None)
     layer = kerasrnn.LSTM(UNITS)
     layer(x_data())
     assert layer.last_path == "readable"

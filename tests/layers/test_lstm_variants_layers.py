@@ -252,6 +252,7 @@ def test_gate_activations_follow_the_variant(kind):
 def _state_gradients(layer, dense, x_suffix, states, y):
     """d loss / d initial state of a run over `x_suffix` from `states`."""
     states = [keras.ops.convert_to_tensor(s) for s in states]
+    y = keras.ops.convert_to_tensor(y)
 
     def loss_of(*s):
         pred = dense(layer(x_suffix, initial_state=list(s)))
@@ -264,6 +265,12 @@ def _state_gradients(layer, dense, x_suffix, states, y):
             tape.watch(states)
             loss = loss_of(*states)
         return [to_numpy(g) for g in tape.gradient(loss, states)]
+    if BACKEND == "torch":
+        import torch
+
+        states = [s.detach().clone().requires_grad_(True) for s in states]
+        grads = torch.autograd.grad(loss_of(*states), states, allow_unused=True)
+        return [None if g is None else to_numpy(g) for g in grads]
     import jax
 
     tv = [v.value for v in layer.trainable_variables + dense.trainable_variables]

@@ -80,9 +80,14 @@ def test_initial_state_gradient_matches_finite_differences():
     np.testing.assert_allclose(dh0, numerical, rtol=RTOL, atol=1e-9)
 
 
+@pytest.mark.xfail(
+    keras.backend.backend() == "torch",
+    reason="Keras 3 computes float64 ops in float32 on the torch backend "
+    "(keras.src.backend.common.dtypes.BIT64_TO_BIT32_DTYPE): Dense's matmul "
+    "loses float64 precision, about 1e-7 relative",
+    strict=True,
+)
 def test_backward_matches_kerasrnn_autodiff_float64():
-    if keras.backend.backend() not in ("tensorflow", "jax"):
-        pytest.skip("float64 autodiff parity is checked on TensorFlow and JAX")
     params, x, target = small_problem(seed=3, steps=8)
     loss, grads = bptt.loss_and_gradients(params, x, target)
     keras_loss, keras_grads = bptt.kerasrnn_gradients(params, x, target)
