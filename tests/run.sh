@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs kerasrnn's test suite: everything on the TensorFlow backend, then the
 # backend-agnostic tests (the library: cells, layers, fast path, callbacks,
-# inspection, converters, and the NumPy teaching code) on JAX.
+# inspection, converters, and the NumPy teaching code) and the JAX kernels'
+# own tests on JAX.
 # Extra arguments go to every pytest run (e.g. -x, -k lstm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,5 +12,5 @@ KERAS_BACKEND=tensorflow python -m pytest -q "$@"
 backend_agnostic=(tests/cells tests/layers tests/fast/test_dispatch.py tests/callbacks
   tests/inspection tests/converters tests/teaching/test_bptt.py
   tests/teaching/test_walkthrough.py)
-echo "== JAX backend: backend-agnostic tests"
-KERAS_BACKEND=jax python -m pytest -q "${backend_agnostic[@]}" "$@"
+echo "== JAX backend: backend-agnostic tests and the JAX kernels"
+KERAS_BACKEND=jax python -m pytest -q "${backend_agnostic[@]}" tests/fast/jax "$@"

@@ -4,7 +4,9 @@ Backend-neutral: the kernels of the current Keras backend live in
 `kerasrnn.fast.<backend>` (`tensorflow`, and any other backend package that
 exists) and are imported only when a layer asks for them. Each backend
 package provides `unsupported(layer)`, `unsupported_call(layer, sequences,
-mask)` and `run(layer, sequences, initial_state, mask, training)`; see
+mask)` and `run(layer, sequences, initial_state, mask, training)`, and may
+provide `fast_call_reason(layer, sequences, mask)`, why `"auto"` takes its
+kernels for this call (a string, or `None` for the default); see
 `kerasrnn.fast.tensorflow`.
 """
 
@@ -72,11 +74,15 @@ def choose_path(layer, sequences, mask=None):
     reason = static_support(layer)
     if reason is not None:
         return False, reason
-    if setting == "auto":
-        reason = backend_kernels().unsupported_call(layer, sequences, mask)
-        if reason is not None:
-            return False, reason
-    return True, "fast_path=True" if setting is True else "supported configuration"
+    if setting is True:
+        return True, "fast_path=True"
+    kernels = backend_kernels()
+    reason = kernels.unsupported_call(layer, sequences, mask)
+    if reason is not None:
+        return False, reason
+    fast_call_reason = getattr(kernels, "fast_call_reason", None)
+    reason = fast_call_reason(layer, sequences, mask) if fast_call_reason else None
+    return True, reason or "supported configuration"
 
 
 def run_fast_path(layer, sequences, initial_state, mask, training):
