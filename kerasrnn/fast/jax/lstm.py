@@ -10,8 +10,9 @@ the form of `kerasrnn.fast.tensorflow.lstm`:
   `sigmoid(z) = (1 + tanh(z / 2)) / 2`: the columns of `W`, `U` and `b` that
   feed `i`, `f` and `o` are halved once per call (an exact scaling), so
   `a = tanh([x_t, h_tm1] @ [[W'], [U']] + b')` holds
-  `[2i - 1, 2f - 1, g, 2o - 1]` (on XLA:CPU, three sigmoids and a tanh of a
-  quarter each cost five times one tanh of the whole, measured);
+  `[2i - 1, 2f - 1, g, 2o - 1]` (on XLA:CPU a step's elementwise work with
+  three sigmoids took five times as long as with one tanh: 100 steps,
+  B=64, 128 units, 9.0 ms against 1.75 ms);
 - when differentiated, each step saves `a` and `c_t`; the backward loop
   reads them, and takes the weight and input gradients once per chunk of
   steps (`kerasrnn.fast.jax.sequence_op.backward_in_chunks`).
@@ -25,13 +26,13 @@ and backward, newest step first, with `dh`, `dc` the gradients reaching
 `h_t` and `c_t`:
 
     dc += dh * o * (1 - tanh(c_t)**2)
-    dz = [dc * g, dc * c_tm1, dc * i, dh * tanh(c_t)] / 2 * (1 - a**2)
+    dz = [dc * g, dc * c_tm1, dc * (1 + a_i), dh * tanh(c_t)] / 2 * (1 - a**2)
     dh_tm1 = dz @ U'^T,  dc_tm1 = dc * f
     [[dW'], [dU']] += [x_t, h_tm1]^T @ dz,  db' += sum(dz),  dx_t = dz @ W'^T
 
-the last line once per chunk of steps, as one matmul over their rows. A masked step keeps `h_tm1` and `c_tm1`.
-Recurrent dropout multiplies `h_tm1` by a fixed mask before the recurrent
-matmul only, as the cell does.
+the last line once per chunk of steps, as one matmul over their rows. A
+masked step keeps `h_tm1` and `c_tm1`. Recurrent dropout multiplies `h_tm1`
+by a fixed mask before the recurrent matmul only, as the cell does.
 """
 
 import functools

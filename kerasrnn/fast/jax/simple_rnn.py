@@ -41,7 +41,9 @@ from kerasrnn.fast.jax.sequence_op import (
 
 _ACTIVATIONS = {
     "tanh": jnp.tanh,
-    "sigmoid": jax.nn.sigmoid,
+    # as one tanh, which XLA:CPU computes several times faster than its
+    # logistic function (`kerasrnn.fast.jax.lstm`)
+    "sigmoid": lambda z: 0.5 * (1 + jnp.tanh(0.5 * z)),
     "relu": jax.nn.relu,
     "linear": lambda z: z,
 }
