@@ -9,7 +9,9 @@ mask)` and `run(layer, sequences, initial_state, mask, training)`; see
 (a property of the data or of `training`, not of the layer) also provides
 `refused_call(layer, sequences, mask, training)`: why this call cannot run
 on them (a string), or `None`; `fast_path="auto"` then reads and
-`fast_path=True` raises a `ValueError`.
+`fast_path=True` raises a `ValueError`. A package may provide
+`fast_call_reason(layer, sequences, mask)`, why `"auto"` takes its kernels
+for this call (a string, or `None` for the default).
 """
 
 import importlib
@@ -95,11 +97,14 @@ def choose_path(layer, sequences, mask=None, training=None):
                 f"'{layer.name}': {reason}. Received: fast_path=True"
             )
         return False, reason
-    if setting == "auto":
-        reason = kernels.unsupported_call(layer, sequences, mask)
-        if reason is not None:
-            return False, reason
-    return True, "fast_path=True" if setting is True else "supported configuration"
+    if setting is True:
+        return True, "fast_path=True"
+    reason = kernels.unsupported_call(layer, sequences, mask)
+    if reason is not None:
+        return False, reason
+    fast_call_reason = getattr(kernels, "fast_call_reason", None)
+    reason = fast_call_reason(layer, sequences, mask) if fast_call_reason else None
+    return True, reason or "supported configuration"
 
 
 def run_fast_path(layer, sequences, initial_state, mask, training):

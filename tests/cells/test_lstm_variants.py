@@ -206,7 +206,8 @@ def test_peephole_flag_on_standard_cell_is_vanilla():
     for a, b in zip(flagged(x), vanilla(x)):
         assert_all_close(to_numpy(a), to_numpy(b), atol=0, rtol=0)
     no_peep = make_layer("vanilla", False)
-    # Both read step by step: the fused kernels round differently.
+    # Bit for bit against the readable cell: the fused kernels (which the
+    # standard cell may take) round differently.
     standard = make_layer("np", None, fast_path=False)
     standard.set_weights(no_peep.get_weights())
     for a, b in zip(no_peep(x), standard(x)):

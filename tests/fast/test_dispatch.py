@@ -13,7 +13,12 @@ from kerasrnn.fast.dispatch import backend_kernels
 from tests.utils import BACKEND, assert_all_close, random_weights_like, to_numpy
 
 tensorflow_only = pytest.mark.skipif(
-    BACKEND != "tensorflow", reason="the fast path is TensorFlow-only"
+    BACKEND != "tensorflow", reason="checks TensorFlow's own choices"
+)
+# The backends with fused kernels (kerasrnn.fast.<backend>).
+KERNEL_BACKENDS = ("tensorflow", "jax", "torch")
+with_kernels = pytest.mark.skipif(
+    BACKEND not in KERNEL_BACKENDS, reason=f"no fused kernels on {BACKEND}"
 )
 LAYERS = {"lstm": kerasrnn.LSTM, "gru": kerasrnn.GRU, "simple_rnn": kerasrnn.SimpleRNN}
 BATCH, STEPS, FEATURES, UNITS = 2, 5, 3, 4
@@ -28,8 +33,15 @@ def x_data(steps=STEPS):
 
 
 def compiled_call(layer, x):
-    """Calls `layer` inside a `tf.function` whose input has `x`'s shape
-    except for a `None` time axis when `x` has -1 there."""
+    """Calls `layer` in compiled code: inside a `tf.function` on
+    TensorFlow, `jax.jit` on JAX; on PyTorch, which runs eagerly, a plain
+    call."""
+    if BACKEND == "torch":
+        return layer(x)
+    if BACKEND == "jax":
+        import jax
+
+        return jax.jit(lambda v: layer(v))(x)
     import tensorflow as tf
 
     return tf.function(lambda v: layer(v))(tf.constant(x))
@@ -61,7 +73,7 @@ def test_default_is_auto_and_reports_path_after_a_call(kind):
     assert isinstance(layer.last_path_reason, str) and layer.last_path_reason
 
 
-@tensorflow_only
+@with_kernels
 @pytest.mark.parametrize("kind", list(LAYERS))
 def test_auto_takes_fast_path_in_compiled_code(kind, caplog):
     layer = LAYERS[kind](UNITS)
@@ -69,6 +81,26 @@ def test_auto_takes_fast_path_in_compiled_code(kind, caplog):
         compiled_call(layer, x_data())
     assert layer.last_path == "fast", layer.last_path_reason
     assert any("fast path" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="checks JAX's own choice")
+def test_auto_takes_fast_path_in_eager_calls_on_jax(caplog):
+    """On JAX an eager call compiles the kernels once per shape, where
+    Keras's eager loop compiles on every call: "auto" takes them, says why,
+    and matches the readable loop."""
+    layer = kerasrnn.LSTM(UNITS, return_sequences=True)
+    readable = kerasrnn.LSTM(UNITS, return_sequences=True, fast_path=False)
+    x = x_data()
+    readable.build(x.shape)
+    layer.build(x.shape)
+    layer.set_weights(random_weights_like(readable))
+    readable.set_weights(layer.get_weights())
+    with caplog.at_level(logging.DEBUG, logger="kerasrnn.fast"):
+        out = layer(x)
+    assert layer.last_path == "fast"
+    assert "eager" in layer.last_path_reason
+    assert any("fast path" in r.getMessage() for r in caplog.records)
+    assert_all_close(to_numpy(out), to_numpy(readable(x)))
 
 
 @tensorflow_only
@@ -124,7 +156,7 @@ def _make_or_skip(cls, kwargs, **extra):
         pytest.skip(str(error))
 
 
-@tensorflow_only
+@with_kernels
 @pytest.mark.parametrize("case", list(UNSUPPORTED))
 def test_auto_falls_back_for_uncovered_configurations(case):
     cls, kwargs, word = UNSUPPORTED[case]
@@ -134,7 +166,7 @@ def test_auto_falls_back_for_uncovered_configurations(case):
     assert word in layer.last_path_reason
 
 
-@tensorflow_only
+@with_kernels
 @pytest.mark.parametrize("case", list(UNSUPPORTED))
 def test_forcing_fast_path_on_uncovered_configuration_fails_early(case):
     cls, kwargs, word = UNSUPPORTED[case]
@@ -170,17 +202,22 @@ def test_batch_is_cut_into_one_slice_per_cpu_core(monkeypatch):
     assert batch_groups(64, most=1) == 3
 
 
-@tensorflow_only
 def test_fast_path_false_always_reads():
     layer = kerasrnn.LSTM(UNITS, fast_path=False)
     compiled_call(layer, x_data())
     assert (layer.last_path, layer.last_path_reason) == ("readable", "fast_path=False")
 
 
-def test_backends_without_kernels_read_and_refuse_forcing(monkeypatch):
+def test_backend_without_kernels_reads_and_refuses_forcing(monkeypatch):
+    """A backend with no `kerasrnn.fast.<backend>` package (as the
+    dispatch sees it here) runs the readable loop, says so, and refuses
+    `fast_path=True` in the constructor."""
     from kerasrnn.fast import dispatch
 
-    monkeypatch.setattr(dispatch, "backend_kernels", lambda backend=None: None)
+    if dispatch.backend_kernels() is None:
+        assert BACKEND not in KERNEL_BACKENDS
+    else:
+        monkeypatch.setattr(dispatch, "backend_kernels", lambda backend=None: None)
     layer = kerasrnn.LSTM(UNITS)
     layer(x_data())
     assert layer.last_path == "readable"
@@ -189,7 +226,7 @@ def test_backends_without_kernels_read_and_refuse_forcing(monkeypatch):
         kerasrnn.LSTM(UNITS, fast_path=True)
 
 
-@tensorflow_only
+@with_kernels
 def test_gradient_probes_take_the_readable_loop():
     """`kerasrnn.inspection.gradients` differentiates with respect to zero probes added
     inside the readable loop; the fast path must step aside for it, and the
@@ -220,7 +257,7 @@ def test_gradient_probes_take_the_readable_loop():
     assert layer.last_path == "fast"
 
 
-@tensorflow_only
+@with_kernels
 def test_forced_fast_path_runs_eagerly_and_matches():
     fast = kerasrnn.SimpleRNN(UNITS, fast_path=True, return_sequences=True)
     readable = kerasrnn.SimpleRNN(UNITS, fast_path=False, return_sequences=True)
