@@ -1,0 +1,231 @@
+"""The linear recurrence `h_t = a_t * h_tm1 + b_t` over a whole sequence, two
+ways: a parallel scan and the sequential loop.
+
+A recurrence whose coefficients do not depend on the state (the minGRU's
+`a_t = 1 - z_t`, `b_t = z_t * g(x_t @ W_h + b_h)`, Feng et al. 2024) can be
+computed out of order, because the step is an affine map of the state and
+composing affine maps is associative. Write a step as the pair `(a_t, b_t)`,
+the map `h -> a_t * h + b_t`. Doing step 1 then step 2 is again such a map:
+
+    (a_1, b_1) then (a_2, b_2)  =  (a_1 * a_2,  a_2 * b_1 + b_2)
+
+`parallel_scan` applies this rule to neighbouring pairs (steps 0 and 1, 2
+and 3, ...) all at once, scans the half-length sequence of combined pairs
+the same way, then fills in the even steps with one more combination: about
+`2 log2(T)` rounds of elementwise work instead of `T` steps, and about twice
+the work of the loop. It never forms a cumulative sum of logarithms (whose
+float32 rounding error grows with `T`): each number is a product of at most
+`log2(T)` rounded pairs, and, with `0 < a_t < 1` in the minimal cells, the
+products cannot overflow. `sequential_scan` is the loop itself, the least
+work and `T` steps deep; it is the form a CPU runs fastest.
+
+Both read time-major tensors `(timesteps, ...)`. `linear_recurrence` is the
+differentiable entry point: its gradient is the same recurrence run
+backwards (`delta_t = dL/dh_t + a_{t+1} * delta_{t+1}`, then
+`dL/da_t = delta_t * h_tm1`, `dL/db_t = delta_t`), computed by the same
+form, so the backward pass of a parallel scan is a parallel scan too.
+
+Written with `keras.ops`, except the sequential loop, which is each
+backend's own: `tf.while_loop` (XLA compiles it), `jax.lax.scan`, and a
+Python loop over `torch.addcmul` (one kernel per step).
+
+Reference:
+    Blelloch, "Prefix Sums and Their Applications", CMU-CS-90-190, 1990.
+    Martin & Cundy, "Parallelizing Linear Recurrent Neural Nets Over
+    Sequence Length", ICLR 2018 (arXiv:1709.04057). Feng, Tung, Ahmed,
+    Bengio & Hajimirsadeghi, "Were RNNs All We Needed?", 2024
+    (arXiv:2410.01201).
+"""
+
+import keras
+from keras import ops
+
+FORMS = ("scan", "sequential")
+
+
+def combine(earlier, later):
+    """The pair of two steps done one after the other: `earlier` then `later`.
+
+    Each argument is a pair `(a, b)` standing for `h -> a * h + b`; the
+    result is `(a_1 * a_2, a_2 * b_1 + b_2)`. Associative, not commutative.
+    """
+    a_1, b_1 = earlier
+    a_2, b_2 = later
+    return a_1 * a_2, a_2 * b_1 + b_2
+
+
+def parallel_scan(a, b):
+    """All prefixes `(A_t, B_t)` of the pairs `(a_t, b_t)` along axis 0.
+
+    `B_t` is `h_t` of `h_t = a_t * h_tm1 + b_t` started from `h_{-1} = 0`,
+    and `A_t = a_0 * ... * a_t`. The number of steps must be known when the
+    function is traced (it decides the rounds).
+
+    Args:
+        a, b: Tensors of the same shape `(timesteps, ...)`.
+
+    Returns:
+        `(A, B)`, both of that shape.
+    """
+    steps = a.shape[0]
+    if steps is None:
+        raise ValueError(
+            "parallel_scan needs a static number of timesteps (axis 0). "
+            f"Received: a.shape={tuple(a.shape)}"
+        )
+    if steps == 1:
+        return a, b
+    # 1. combine neighbours: pair k holds steps 2k and 2k+1
+    pairs = combine((a[0 : steps - 1 : 2], b[0 : steps - 1 : 2]), (a[1::2], b[1::2]))
+    # 2. their prefixes are the prefixes at the odd steps 1, 3, 5, ...
+    odd_a, odd_b = parallel_scan(*pairs)
+    # 3. the even steps 2, 4, ... follow the odd prefix just before them
+    rest = (a[2::2], b[2::2])
+    count = rest[0].shape[0]
+    even_a, even_b = combine((odd_a[:count], odd_b[:count]), rest)
+    even_a = ops.concatenate([a[:1], even_a], axis=0)
+    even_b = ops.concatenate([b[:1], even_b], axis=0)
+    return _interleave(even_a, odd_a), _interleave(even_b, odd_b)
+
+
+def _interleave(evens, odds):
+    """`[e_0, o_0, e_1, o_1, ...]` along axis 0; `evens` may be one longer."""
+    pairs = odds.shape[0]
+    woven = ops.stack([evens[:pairs], odds], axis=1)
+    woven = ops.reshape(woven, (2 * pairs, *woven.shape[2:]))
+    if evens.shape[0] > pairs:
+        woven = ops.concatenate([woven, evens[pairs:]], axis=0)
+    return woven
+
+
+def sequential_scan(a, b, h0, reverse=False):
+    """The states `h_t = a_t * h_tm1 + b_t`, one step after the other.
+
+    Args:
+        a, b: Tensors `(timesteps, ...)`.
+        h0: The state before the first step, shaped like `a[0]`.
+        reverse: Run from the last step to the first (`h_t` then depends on
+            the steps after `t`). Default: `False`.
+
+    Returns:
+        The states, shaped like `a`.
+    """
+    return _LOOPS[keras.backend.backend()](a, b, h0, reverse)
+
+
+def _tensorflow_loop(a, b, h0, reverse):
+    import tensorflow as tf
+
+    steps = tf.shape(a)[0]
+    states = tf.TensorArray(a.dtype, size=steps, element_shape=h0.shape)
+
+    def body(t, h, states):
+        h = a[t] * h + b[t]
+        return (t - 1 if reverse else t + 1), h, states.write(t, h)
+
+    _, _, states = tf.while_loop(
+        (lambda t, *_: t >= 0) if reverse else (lambda t, *_: t < steps),
+        body,
+        (steps - 1 if reverse else tf.constant(0), h0, states),
+        maximum_iterations=steps,
+    )
+    out = states.stack()
+    out.set_shape(a.shape)
+    return out
+
+
+def _jax_loop(a, b, h0, reverse):
+    import jax
+
+    def step(h, coefficients):
+        a_t, b_t = coefficients
+        h = a_t * h + b_t
+        return h, h
+
+    return jax.lax.scan(step, h0, (a, b), reverse=reverse)[1]
+
+
+def _torch_loop(a, b, h0, reverse):
+    import torch
+
+    states = torch.empty_like(b)
+    h = h0
+    for t in reversed(range(a.shape[0])) if reverse else range(a.shape[0]):
+        h = torch.addcmul(b[t], a[t], h)
+        states[t] = h
+    return states
+
+
+_LOOPS = {
+    "tensorflow": _tensorflow_loop,
+    "jax": _jax_loop,
+    "torch": _torch_loop,
+}
+
+
+def _states(a, b, h0, form, reverse=False):
+    """`h` of the recurrence from `h0`, by `form`, forwards or backwards."""
+    if form == "sequential":
+        return sequential_scan(a, b, h0, reverse=reverse)
+    if reverse:
+        a, b = ops.flip(a, axis=0), ops.flip(b, axis=0)
+    # h0 enters as part of the first step: b_0 + a_0 * h0
+    b = ops.concatenate([b[:1] + a[:1] * h0[None], b[1:]], axis=0)
+    h = parallel_scan(a, b)[1]
+    return ops.flip(h, axis=0) if reverse else h
+
+
+def check_form(form):
+    """Returns `form` if it is `"scan"` or `"sequential"`, else raises."""
+    if not isinstance(form, str) or form not in FORMS:
+        raise ValueError(f"form must be one of {FORMS}. Received: form={form!r}")
+    return form
+
+
+def linear_recurrence(a, b, h0, form="sequential"):
+    """All states of `h_t = a_t * h_tm1 + b_t` from `h_{-1} = h0`,
+    differentiable with respect to `a`, `b` and `h0`.
+
+    Args:
+        a: The coefficients `(timesteps, ...)` that scale the previous state.
+        b: The inputs, shaped like `a`.
+        h0: The initial state, shaped like `a[0]`; any sign.
+        form: `"sequential"` (the loop, `T` steps deep) or `"scan"` (the
+            parallel scan, `2 log2(T)` rounds deep, needs a static number of
+            timesteps). The backward pass uses the same form.
+            Default: `"sequential"`.
+
+    Returns:
+        `h`, shaped like `a`: `h[t]` is the state after step `t`.
+
+    Example:
+
+    >>> a = np.full((4, 1), 0.5, "float32")
+    >>> b = np.ones((4, 1), "float32")
+    >>> h = linear_recurrence(a, b, np.zeros((1,), "float32"), form="scan")
+    >>> np.round(keras.ops.convert_to_numpy(h)[:, 0], 4).tolist()
+    [1.0, 1.5, 1.75, 1.875]
+    """
+    check_form(form)
+    a, b, h0 = (ops.convert_to_tensor(v) for v in (a, b, h0))
+    return _differentiable(form)(a, b, h0)
+
+
+def _differentiable(form):
+    @ops.custom_gradient
+    def recurrence(a, b, h0):
+        h = _states(a, b, h0, form)
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            # delta_t = dL/dh_t + a_{t+1} * delta_{t+1}: the same recurrence,
+            # run from the last step back, fed by the upstream gradient
+            a_next = ops.concatenate([a[1:], ops.zeros_like(a[:1])], axis=0)
+            delta = _states(a_next, upstream, ops.zeros_like(h0), form, reverse=True)
+            h_tm1 = ops.concatenate([h0[None], h[:-1]], axis=0)
+            return delta * h_tm1, delta, a[0] * delta[0]
+
+        return h, grad
+
+    return recurrence
