@@ -71,12 +71,14 @@ class MinGRUCell(MinimalCell):
     gates = 2
     block_names = ("z", "h")
 
-    def coefficients(self, k):
+    @staticmethod
+    def coefficients(k):
         k_z, k_h = ops.split(k, 2, axis=-1)
         z = ops.sigmoid(k_z)
         # 1 - z as sigmoid(-k_z): exact also where z rounds to 1
         return ops.sigmoid(-k_z), z * g(k_h)
 
-    def activations(self, k):
+    @staticmethod
+    def activations(k):
         k_z, k_h = ops.split(k, 2, axis=-1)
         return {"update_gate": ops.sigmoid(k_z), "candidate": g(k_h)}

@@ -77,14 +77,16 @@ class MinLSTMCell(MinimalCell):
     gates = 3
     block_names = ("i", "f", "h")
 
-    def coefficients(self, k):
+    @staticmethod
+    def coefficients(k):
         k_i, k_f, k_h = ops.split(k, 3, axis=-1)
         log_f_over_i = ops.log_sigmoid(k_f) - ops.log_sigmoid(k_i)
         f_prime = ops.sigmoid(log_f_over_i)
         i_prime = ops.sigmoid(-log_f_over_i)
         return f_prime, i_prime * g(k_h)
 
-    def activations(self, k):
+    @staticmethod
+    def activations(k):
         k_i, k_f, k_h = ops.split(k, 3, axis=-1)
         return {
             "input_gate": ops.sigmoid(k_i),

@@ -32,9 +32,10 @@ class MinimalCell(keras.layers.Layer, DropoutMasks):
     """Base class of the minimal cells: `kernel (input_dim, gates * units)`
     and `bias (gates * units,)`, no recurrent kernel.
 
-    Subclasses set `gates` and `block_names` and implement
-    `coefficients(k)`, which maps the pre-activations
-    `k = x_t @ kernel + bias` of any leading shape to `(a, b)`.
+    Subclasses set `gates` and `block_names` and implement the static
+    method `coefficients(k)`, which maps the pre-activations
+    `k = x_t @ kernel + bias` of any leading shape to `(a, b)` and depends
+    on `k` alone (the whole-sequence forms compile it once per class).
 
     Args:
         units: Positive integer, dimensionality of the hidden state.
@@ -127,7 +128,8 @@ class MinimalCell(keras.layers.Layer, DropoutMasks):
             k = k + self.bias
         return k
 
-    def coefficients(self, k):
+    @staticmethod
+    def coefficients(k):
         """`(a, b)` of `h_t = a * h_tm1 + b` from the pre-activations `k`."""
         raise NotImplementedError
 
@@ -144,7 +146,8 @@ class MinimalCell(keras.layers.Layer, DropoutMasks):
         new_states = [h] if isinstance(states, (list, tuple)) else h
         return h, new_states
 
-    def activations(self, k):
+    @staticmethod
+    def activations(k):
         """The named gate activations of one step, for
         `kerasrnn.inspection.gates`."""
         return {}

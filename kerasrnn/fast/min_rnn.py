@@ -32,7 +32,7 @@ def sequence_states(coefficients, x, h0, kernel, bias, step_mask, form):
     """The states of a minimal cell over a time-major sequence.
 
     Args:
-        coefficients: The cell's `coefficients(k)`, mapping pre-activations
+        coefficients: The cell class's `coefficients(k)`, mapping pre-activations
             `k = x_t @ kernel + bias` (any leading shape) to `(a, b)`.
         x: The inputs `(timesteps, batch, features)`, in the order the steps
             are taken.
@@ -125,20 +125,25 @@ def _shown_outputs(layer, step_mask):
 
 
 def _compiled(layer, form):
-    """`sequence_states` for `layer`'s cell and `form`, compiled by XLA on
-    TensorFlow (one function per layer and form, kept on the layer)."""
-    cache = layer.__dict__.setdefault("_min_rnn_functions", {})
-    if form not in cache:
-        coefficients = layer.cell.coefficients
+    """`sequence_states` for `layer`'s cell class and `form`, compiled by XLA
+    on TensorFlow. A cell's `coefficients` depend on `k` alone, so one
+    function per cell class and form serves every layer (and XLA compiles
+    it once per input shape)."""
+    key = (type(layer.cell), form, keras.backend.backend())
+    if key not in _FUNCTIONS:
+        coefficients = type(layer.cell).coefficients
 
         def states(x, h0, kernel, bias, step_mask):
             return sequence_states(coefficients, x, h0, kernel, bias, step_mask, form)
 
         if keras.backend.backend() == "tensorflow":
-            cache[form] = _tensorflow_function(states)
+            _FUNCTIONS[key] = _tensorflow_function(states)
         else:
-            cache[form] = states
-    return cache[form]
+            _FUNCTIONS[key] = states
+    return _FUNCTIONS[key]
+
+
+_FUNCTIONS = {}
 
 
 def _tensorflow_function(states):
