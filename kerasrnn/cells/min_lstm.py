@@ -64,7 +64,7 @@ class MinLSTMCell(MinimalCell):
 
     >>> cell = MinLSTMCell(4)
     >>> layer = keras.layers.RNN(cell)
-    >>> layer(np.ones((2, 3, 5))).shape
+    >>> tuple(layer(np.ones((2, 3, 5))).shape)
     (2, 4)
     >>> [tuple(w.shape) for w in cell.weights]
     [(5, 12), (12,)]

@@ -86,7 +86,7 @@ class SLSTMCell(RecurrentCell):
     >>> cell = SLSTMCell(4, num_heads=2)
     >>> layer = keras.layers.RNN(cell, return_state=True)
     >>> output, h, c, n, m = layer(np.ones((2, 3, 5)))
-    >>> output.shape, tuple(cell.recurrent_kernel.shape)
+    >>> tuple(output.shape), tuple(cell.recurrent_kernel.shape)
     ((2, 4), (2, 2, 8))
 
     Reference:

@@ -60,7 +60,7 @@ class MinGRU(MinimalLayer):
     Example:
 
     >>> layer = MinGRU(4, return_sequences=True, fast_path="scan")
-    >>> layer(np.ones((2, 3, 5))).shape
+    >>> tuple(layer(np.ones((2, 3, 5))).shape)
     (2, 3, 4)
     >>> layer.last_path
     'scan'

@@ -61,7 +61,7 @@ class SLSTM(RecurrentLayer):
 
     >>> layer = SLSTM(4, num_heads=2, return_state=True)
     >>> output, h, c, n, m = layer(np.ones((2, 3, 5)))
-    >>> output.shape, n.shape
+    >>> tuple(output.shape), tuple(n.shape)
     ((2, 4), (2, 4))
 
     Reference:
