@@ -97,7 +97,6 @@ def layer_gradients(layer, x, cotangents, initial_state=None, mask=None, **kwarg
         )
         grads = [g[0], *g[1], *(g[2] or [])]
     else:
-
         x = x.detach().requires_grad_(True)
         if states is not None:
             states = [s.detach().requires_grad_(True) for s in states]

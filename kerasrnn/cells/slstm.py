@@ -200,7 +200,12 @@ class SLSTMCell(RecurrentCell):
             z = z + self.bias
         i_tilde, f_tilde, z_tilde, o_tilde = ops.split(z, 4, axis=-1)
 
-        log_f = ops.log_sigmoid(f_tilde) if self.forget_gate == "sigmoid" else f_tilde
+        if self.forget_gate == "sigmoid":
+            # log_sigmoid(f~) as -softplus(-f~): the same, and PyTorch's
+            # logsigmoid is slow on small tensors when it has two threads
+            log_f = -ops.softplus(-f_tilde)
+        else:
+            log_f = f_tilde
         # the stabiliser: i' and f' below are at most exp(0) = 1
         log_f_plus_m = log_f + m_tm1
         m = ops.maximum(log_f_plus_m, i_tilde)
@@ -211,8 +216,10 @@ class SLSTMCell(RecurrentCell):
         c = f * c_tm1 + i * g
         n = f * n_tm1 + i
         o = ops.sigmoid(o_tilde)
-        # c and n carry the same gate weights: c / n is their weighted mean of g
-        h = o * (c / n)
+        # c / n, the weighted mean of g, as c * exp(-log n): the gradient of
+        # c / n holds 1 / n**2, which overflows float32 where n is near e^-60
+        # (pre-activations of magnitude 30); this form's gradient holds 1 / n
+        h = o * (c * ops.exp(-ops.log(n)))
 
         self.trace(
             input_gate=i,
