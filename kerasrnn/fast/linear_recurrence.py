@@ -92,7 +92,8 @@ def _interleave(evens, odds):
     """`[e_0, o_0, e_1, o_1, ...]` along axis 0; `evens` may be one longer."""
     pairs = odds.shape[0]
     woven = ops.stack([evens[:pairs], odds], axis=1)
-    woven = ops.reshape(woven, (2 * pairs, *woven.shape[2:]))
+    # ops.shape: the batch axis may be known only when the graph runs
+    woven = ops.reshape(woven, (2 * pairs, *ops.shape(woven)[2:]))
     if evens.shape[0] > pairs:
         woven = ops.concatenate([woven, evens[pairs:]], axis=0)
     return woven

@@ -144,6 +144,13 @@ def test_bad_form_and_unknown_length_raise():
         )
         with pytest.raises(ValueError, match="static number of timesteps"):
             scan(a, b)
+        # a batch axis known only when the graph runs is fine for the scan
+        batchless = tf.TensorSpec((3, None, 3), tf.float32)
+        scan_any_batch = tf.function(
+            lambda a, b, h0: lr.linear_recurrence(a, b, h0, form="scan"),
+            input_signature=[batchless, batchless, tf.TensorSpec((None, 3))],
+        )
+        assert_all_close(to_numpy(scan_any_batch(a, b, h0)), loop(a, b, h0), atol=1e-6)
         loop_fn = tf.function(
             lambda a, b: lr.linear_recurrence(a, b, h0, form="sequential"),
             input_signature=[spec, spec],
