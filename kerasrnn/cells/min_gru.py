@@ -79,6 +79,20 @@ class MinGRUCell(MinimalCell):
         return ops.sigmoid(-k_z), z * g(k_h)
 
     @staticmethod
+    def coefficients_vjp(k, da, db):
+        """`dL/dk` from `dL/da` and `dL/db`, the gradient of `coefficients`
+        written out (the whole-sequence forms use it for all steps at once)."""
+        k_z, k_h = ops.split(k, 2, axis=-1)
+        z = ops.sigmoid(k_z)
+        s = ops.sigmoid(k_h)
+        h_tilde = ops.where(k_h >= 0, k_h + 0.5, s)  # g(k_h)
+        # a = 1 - z and b = z * h_tilde, with dz/dk_z = z * (1 - z)
+        dk_z = z * (1.0 - z) * (db * h_tilde - da)
+        # g' = 1 at and above 0, sigmoid' = s * (1 - s) below
+        dk_h = db * z * ops.where(k_h >= 0, ops.ones_like(s), s * (1.0 - s))
+        return ops.concatenate([dk_z, dk_h], axis=-1)
+
+    @staticmethod
     def activations(k):
         k_z, k_h = ops.split(k, 2, axis=-1)
         return {"update_gate": ops.sigmoid(k_z), "candidate": g(k_h)}

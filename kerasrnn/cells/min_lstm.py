@@ -88,6 +88,25 @@ class MinLSTMCell(MinimalCell):
         return f_prime, i_prime * g(k_h)
 
     @staticmethod
+    def coefficients_vjp(k, da, db):
+        """`dL/dk` from `dL/da` and `dL/db`, the gradient of `coefficients`
+        written out (the whole-sequence forms use it for all steps at once)."""
+        k_i, k_f, k_h = ops.split(k, 3, axis=-1)
+        log_f_over_i = ops.softplus(-k_i) - ops.softplus(-k_f)
+        f_prime = ops.sigmoid(log_f_over_i)
+        i_prime = ops.sigmoid(-log_f_over_i)
+        h_tilde = g(k_h)
+        # a = f' = sigmoid(d) and b = i' * h_tilde = (1 - f') * h_tilde,
+        # both through d = log f - log i, with df'/dd = f' * i'
+        d_log_f_over_i = f_prime * i_prime * (da - db * h_tilde)
+        # d log sigmoid(k) / dk = sigmoid(-k)
+        dk_i = -d_log_f_over_i * ops.sigmoid(-k_i)
+        dk_f = d_log_f_over_i * ops.sigmoid(-k_f)
+        s = ops.sigmoid(k_h)
+        dk_h = db * i_prime * ops.where(k_h >= 0, ops.ones_like(s), s * (1.0 - s))
+        return ops.concatenate([dk_i, dk_f, dk_h], axis=-1)
+
+    @staticmethod
     def activations(k):
         k_i, k_f, k_h = ops.split(k, 3, axis=-1)
         return {

@@ -32,10 +32,11 @@ class MinimalCell(keras.layers.Layer, DropoutMasks):
     """Base class of the minimal cells: `kernel (input_dim, gates * units)`
     and `bias (gates * units,)`, no recurrent kernel.
 
-    Subclasses set `gates` and `block_names` and implement the static
-    method `coefficients(k)`, which maps the pre-activations
+    Subclasses set `gates` and `block_names` and implement two static
+    methods: `coefficients(k)`, which maps the pre-activations
     `k = x_t @ kernel + bias` of any leading shape to `(a, b)` and depends
-    on `k` alone (the whole-sequence forms compile it once per class).
+    on `k` alone (the whole-sequence forms compile it once per class), and
+    `coefficients_vjp(k, da, db)`, its gradient written out.
 
     Args:
         units: Positive integer, dimensionality of the hidden state.
@@ -145,6 +146,11 @@ class MinimalCell(keras.layers.Layer, DropoutMasks):
             self.trace(**self.activations(k), hidden_state=h)
         new_states = [h] if isinstance(states, (list, tuple)) else h
         return h, new_states
+
+    @staticmethod
+    def coefficients_vjp(k, da, db):
+        """`dL/dk` given `dL/da` and `dL/db` at the pre-activations `k`."""
+        raise NotImplementedError
 
     @staticmethod
     def activations(k):

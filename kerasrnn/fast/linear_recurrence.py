@@ -111,50 +111,61 @@ def sequential_scan(a, b, h0, reverse=False):
     Returns:
         The states, shaped like `a`.
     """
-    return _LOOPS[keras.backend.backend()](a, b, h0, reverse)
+    return _LOOPS[keras.backend.backend()](a, b, h0, reverse, adjoint=False)
 
 
-def _tensorflow_loop(a, b, h0, reverse):
+def _tensorflow_loop(a, b, h0, reverse, adjoint):
     import tensorflow as tf
 
     steps = tf.shape(a)[0]
-    states = tf.TensorArray(a.dtype, size=steps, element_shape=h0.shape)
+    out = tf.TensorArray(a.dtype, size=steps, element_shape=a.shape[1:])
 
-    def body(t, h, states):
+    def body(t, h, out):
+        if adjoint:
+            delta = h if b is None else b[t] + h
+            return t - 1, a[t] * delta, out.write(t, delta)
         h = a[t] * h + b[t]
-        return (t - 1 if reverse else t + 1), h, states.write(t, h)
+        return (t - 1 if reverse else t + 1), h, out.write(t, h)
 
-    _, _, states = tf.while_loop(
-        (lambda t, *_: t >= 0) if reverse else (lambda t, *_: t < steps),
+    backwards = reverse or adjoint
+    _, last, out = tf.while_loop(
+        (lambda t, *_: t >= 0) if backwards else (lambda t, *_: t < steps),
         body,
-        (steps - 1 if reverse else tf.constant(0), h0, states),
+        (steps - 1 if backwards else tf.constant(0), h0, out),
         maximum_iterations=steps,
     )
-    out = states.stack()
+    out = out.stack()
     out.set_shape(a.shape)
-    return out
+    return (out, last) if adjoint else out
 
 
-def _jax_loop(a, b, h0, reverse):
+def _jax_loop(a, b, h0, reverse, adjoint):
     import jax
 
     def step(h, coefficients):
         a_t, b_t = coefficients
+        if adjoint:
+            delta = h if b_t is None else b_t + h
+            return a_t * delta, delta
         h = a_t * h + b_t
         return h, h
 
-    return jax.lax.scan(step, h0, (a, b), reverse=reverse)[1]
+    last, out = jax.lax.scan(step, h0, (a, b), reverse=reverse or adjoint)
+    return (out, last) if adjoint else out
 
 
-def _torch_loop(a, b, h0, reverse):
+def _torch_loop(a, b, h0, reverse, adjoint):
     import torch
 
-    states = torch.empty_like(b)
+    out = torch.empty_like(a)
     h = h0
-    for t in reversed(range(a.shape[0])) if reverse else range(a.shape[0]):
-        h = torch.addcmul(b[t], a[t], h)
-        states[t] = h
-    return states
+    for t in reversed(range(a.shape[0])) if reverse or adjoint else range(a.shape[0]):
+        if adjoint:
+            out[t] = delta = h if b is None else b[t] + h
+            h = a[t] * delta
+        else:
+            out[t] = h = torch.addcmul(b[t], a[t], h)
+    return (out, h) if adjoint else out
 
 
 _LOOPS = {
@@ -164,16 +175,55 @@ _LOOPS = {
 }
 
 
-def _states(a, b, h0, form, reverse=False):
-    """`h` of the recurrence from `h0`, by `form`, forwards or backwards."""
+def recurrence_states(a, b, h0, form):
+    """`h` of `h_t = a_t * h_tm1 + b_t` from `h0`, by `form`, without a
+    gradient of its own (see `linear_recurrence`)."""
     if form == "sequential":
-        return sequential_scan(a, b, h0, reverse=reverse)
-    if reverse:
-        a, b = ops.flip(a, axis=0), ops.flip(b, axis=0)
+        return sequential_scan(a, b, h0)
     # h0 enters as part of the first step: b_0 + a_0 * h0
     b = ops.concatenate([b[:1] + a[:1] * h0[None], b[1:]], axis=0)
-    h = parallel_scan(a, b)[1]
-    return ops.flip(h, axis=0) if reverse else h
+    return parallel_scan(a, b)[1]
+
+
+def adjoint_states(a, upstream, form, last=None):
+    """What backpropagation through the recurrence needs, by `form`.
+
+    With `upstream[t]` the gradient that reaches `h_t` from outside the
+    recurrence, the total gradient `delta_t = dL/dh_t` also flows back
+    from every later state:
+
+        delta_t = upstream_t + a_{t+1} * delta_{t+1}
+
+    the same recurrence run from the last step back. Then
+    `dL/da_t = delta_t * h_tm1`, `dL/db_t = delta_t` and
+    `dL/dh0 = a_0 * delta_0`.
+
+    Args:
+        a: The coefficients `(timesteps, ...)`.
+        upstream: The gradients from outside, shaped like `a`, or `None`
+            when only the last state is used outside: then `last` is its
+            gradient and no sequence of zeros is read.
+        form: `"sequential"` or `"scan"`.
+        last: The gradient of the last state, when `upstream` is `None`.
+
+    Returns:
+        `(delta, dL/dh0)`.
+    """
+    if upstream is None:
+        if form == "sequential":
+            return _LOOPS[keras.backend.backend()](a, None, last, True, adjoint=True)
+        upstream = ops.concatenate(
+            [ops.zeros_like(a[:-1]), ops.cast(last, a.dtype)[None]], axis=0
+        )
+    if form == "sequential":
+        zeros = ops.zeros_like(upstream[0])
+        return _LOOPS[keras.backend.backend()](a, upstream, zeros, True, adjoint=True)
+    # the scan of the reversed sequence, with each a shifted by one step
+    a_next = ops.concatenate([a[1:], ops.zeros_like(a[:1])], axis=0)
+    delta = ops.flip(
+        parallel_scan(ops.flip(a_next, axis=0), ops.flip(upstream, axis=0))[1], axis=0
+    )
+    return delta, a[0] * delta[0]
 
 
 def check_form(form):
@@ -215,17 +265,14 @@ def linear_recurrence(a, b, h0, form="sequential"):
 def _differentiable(form):
     @ops.custom_gradient
     def recurrence(a, b, h0):
-        h = _states(a, b, h0, form)
+        h = recurrence_states(a, b, h0, form)
 
         def grad(*args, upstream=None):
             if upstream is None:
                 (upstream,) = args
-            # delta_t = dL/dh_t + a_{t+1} * delta_{t+1}: the same recurrence,
-            # run from the last step back, fed by the upstream gradient
-            a_next = ops.concatenate([a[1:], ops.zeros_like(a[:1])], axis=0)
-            delta = _states(a_next, upstream, ops.zeros_like(h0), form, reverse=True)
+            delta, d_h0 = adjoint_states(a, upstream, form)
             h_tm1 = ops.concatenate([h0[None], h[:-1]], axis=0)
-            return delta * h_tm1, delta, a[0] * delta[0]
+            return delta * h_tm1, delta, d_h0
 
         return h, grad
 

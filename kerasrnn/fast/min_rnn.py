@@ -25,15 +25,23 @@ it eagerly.
 import keras
 from keras import ops
 
-from kerasrnn.fast.linear_recurrence import check_form, linear_recurrence
+from kerasrnn.fast.linear_recurrence import (
+    adjoint_states,
+    check_form,
+    recurrence_states,
+)
 
 
-def sequence_states(coefficients, x, h0, kernel, bias, step_mask, form):
-    """The states of a minimal cell over a time-major sequence.
+def sequence_states(
+    cell_class, x, h0, kernel, bias, step_mask, form, input_gradient, last_only=False
+):
+    """The states of a minimal cell over a time-major sequence, with the
+    gradient written out.
 
     Args:
-        coefficients: The cell class's `coefficients(k)`, mapping pre-activations
-            `k = x_t @ kernel + bias` (any leading shape) to `(a, b)`.
+        cell_class: The cell's class: its static `coefficients(k)` maps
+            pre-activations `k = x_t @ kernel + bias` (any leading shape) to
+            `(a, b)`, and `coefficients_vjp(k, da, db)` is their gradient.
         x: The inputs `(timesteps, batch, features)`, in the order the steps
             are taken.
         h0: The initial state `(batch, units)`.
@@ -41,19 +49,59 @@ def sequence_states(coefficients, x, h0, kernel, bias, step_mask, form):
         step_mask: `None`, or booleans `(timesteps, batch, 1)`; `False`
             keeps the previous state.
         form: `"scan"` or `"sequential"`.
+        input_gradient: Whether the gradient with respect to `x` is needed
+            (zeros are returned for it otherwise).
+        last_only: Return the last state only; its gradient then flows back
+            without a sequence of zero gradients for the other states.
+            Default: `False`.
 
     Returns:
-        The states `(timesteps, batch, units)`.
+        The states `(timesteps, batch, units)`, or the last `(batch, units)`.
     """
-    k = ops.matmul(x, kernel)
-    if bias is not None:
-        k = k + bias
-    a, b = coefficients(k)
-    if step_mask is not None:
-        # a masked step is the identity map h -> 1 * h + 0
-        a = ops.where(step_mask, a, ops.ones_like(a))
-        b = ops.where(step_mask, b, ops.zeros_like(b))
-    return linear_recurrence(a, b, h0, form)
+    weights = (kernel,) if bias is None else (kernel, bias)
+
+    @ops.custom_gradient
+    def states(x, h0, *weights):
+        k = ops.matmul(x, weights[0])
+        if len(weights) > 1:
+            k = k + weights[1]
+        a, b = cell_class.coefficients(k)
+        if step_mask is not None:
+            # a masked step is the identity map h -> 1 * h + 0
+            a = ops.where(step_mask, a, ops.ones_like(a))
+            b = ops.where(step_mask, b, ops.zeros_like(b))
+        h = recurrence_states(a, b, h0, form)
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            if last_only:
+                delta, d_h0 = adjoint_states(a, None, form, last=upstream)
+            else:
+                delta, d_h0 = adjoint_states(a, upstream, form)
+            h_tm1 = ops.concatenate([h0[None], h[:-1]], axis=0)
+            da, db = delta * h_tm1, delta
+            if step_mask is not None:
+                da = ops.where(step_mask, da, ops.zeros_like(da))
+                db = ops.where(step_mask, db, ops.zeros_like(db))
+            dk = cell_class.coefficients_vjp(k, da, db)
+            # the weights' gradients sum over all steps and sequences at once
+            rows = ops.reshape(dk, (-1, dk.shape[-1]))
+            d_kernel = ops.matmul(
+                ops.transpose(ops.reshape(x, (-1, x.shape[-1]))), rows
+            )
+            d_weights = (
+                (d_kernel,) if len(weights) == 1 else (d_kernel, ops.sum(rows, axis=0))
+            )
+            if input_gradient:
+                dx = ops.matmul(dk, ops.transpose(weights[0]))
+            else:
+                dx = ops.zeros_like(x)
+            return (dx, d_h0, *d_weights)
+
+        return (h[-1] if last_only else h), grad
+
+    return states(x, h0, *weights)
 
 
 def run(layer, sequences, initial_state, mask, training, form):
@@ -86,23 +134,19 @@ def run(layer, sequences, initial_state, mask, training, form):
             step_mask = ops.flip(step_mask, axis=0)
     kernel = ops.cast(cell.kernel, dtype)
     bias = None if cell.bias is None else ops.cast(cell.bias, dtype)
-    h = _compiled(layer, form)(x, h0, kernel, bias, step_mask)
+    last_only = not layer.return_sequences
+    h = _compiled(layer, form, last_only)(x, h0, kernel, bias, step_mask)
 
-    if layer.return_sequences:
-        outputs = h
-        if step_mask is not None:
-            shown = _shown_outputs(layer, step_mask)
-            if shown is not None:
-                outputs = ops.where(shown, h, ops.zeros_like(h))
-        last_output = outputs[-1]
-        outputs = ops.transpose(outputs, (1, 0, 2))
-    else:
-        last_output = h[-1]
-        shown = _shown_outputs(layer, step_mask)
+    shown = _shown_outputs(layer, step_mask)
+    if last_only:
+        h_last = last_output = h
         if shown is not None:
-            last_output = ops.where(shown[-1], h[-1], ops.zeros_like(h[-1]))
-        outputs = last_output[:, None, :]
-    return last_output, outputs, [h[-1]]
+            last_output = ops.where(shown[-1], h, ops.zeros_like(h))
+        return last_output, last_output[:, None, :], [h_last]
+    outputs = h
+    if shown is not None:
+        outputs = ops.where(shown, h, ops.zeros_like(h))
+    return outputs[-1], ops.transpose(outputs, (1, 0, 2)), [h[-1]]
 
 
 def _shown_outputs(layer, step_mask):
@@ -124,21 +168,37 @@ def _shown_outputs(layer, step_mask):
     return ops.cumsum(ops.cast(step_mask, "int32"), axis=0) > 0
 
 
-def _compiled(layer, form):
+def _compiled(layer, form, last_only):
     """`sequence_states` for `layer`'s cell class and `form`, compiled by XLA
-    on TensorFlow. A cell's `coefficients` depend on `k` alone, so one
+    on TensorFlow. A cell's coefficients depend on `k` alone, so one
     function per cell class and form serves every layer (and XLA compiles
     it once per input shape)."""
-    key = (type(layer.cell), form, keras.backend.backend())
+    key = (type(layer.cell), form, last_only, keras.backend.backend())
     if key not in _FUNCTIONS:
-        coefficients = type(layer.cell).coefficients
+        cell_class = type(layer.cell)
+        backend = keras.backend.backend()
 
-        def states(x, h0, kernel, bias, step_mask):
-            return sequence_states(coefficients, x, h0, kernel, bias, step_mask, form)
+        def states(x, h0, kernel, bias, step_mask, input_gradient=True):
+            return sequence_states(
+                cell_class,
+                x,
+                h0,
+                kernel,
+                bias,
+                step_mask,
+                form,
+                input_gradient,
+                last_only=last_only,
+            )
 
-        if keras.backend.backend() == "tensorflow":
-            _FUNCTIONS[key] = _tensorflow_function(states)
+        if backend == "tensorflow":
+            _FUNCTIONS[key] = _tensorflow_function(
+                states, batch_axis=0 if last_only else 1
+            )
+        elif backend == "torch":
+            _FUNCTIONS[key] = _torch_function(states)
         else:
+            # under jax.jit, XLA drops a gradient nobody uses
             _FUNCTIONS[key] = states
     return _FUNCTIONS[key]
 
@@ -146,17 +206,45 @@ def _compiled(layer, form):
 _FUNCTIONS = {}
 
 
-def _tensorflow_function(states):
+def _tensorflow_function(states, batch_axis):
     import tensorflow as tf
+
+    from kerasrnn.fast.tensorflow.sequence_op import batch_groups
 
     compiled = tf.function(states, jit_compile=True, autograph=False)
 
     def call(x, h0, kernel, bias, step_mask):
-        if not _watched(x):
-            # No tape asks for dL/dx (a model's first layer): XLA then
-            # leaves out the matrix product that computes it.
-            x = tf.stop_gradient(x)
-        return compiled(x, h0, kernel, bias, step_mask)
+        # No tape asks for dL/dx (a model's first layer): leave out the
+        # matrix product that computes it.
+        input_gradient = _watched(x)
+        groups = batch_groups(x.shape[1])
+        if groups == 1:
+            return compiled(x, h0, kernel, bias, step_mask, input_gradient)
+        # On a CPU, one slice of the batch per core: each slice is its own
+        # compiled call, and TensorFlow runs them side by side.
+        sizes = _split_sizes(x.shape[1], groups)
+        xs = tf.split(x, sizes, axis=1)
+        h0s = tf.split(h0, sizes, axis=0)
+        masks = (
+            [None] * groups if step_mask is None else tf.split(step_mask, sizes, axis=1)
+        )
+        parts = [
+            compiled(x_g, h0_g, kernel, bias, mask_g, input_gradient)
+            for x_g, h0_g, mask_g in zip(xs, h0s, masks)
+        ]
+        return tf.concat(parts, axis=batch_axis)
+
+    return call
+
+
+def _split_sizes(batch, groups):
+    base = batch // groups
+    return [base] * (groups - 1) + [batch - base * (groups - 1)]
+
+
+def _torch_function(states):
+    def call(x, h0, kernel, bias, step_mask):
+        return states(x, h0, kernel, bias, step_mask, input_gradient=x.requires_grad)
 
     return call
 

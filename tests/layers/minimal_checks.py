@@ -169,6 +169,26 @@ def test_forms_agree_at_an_odd_length(kind):
             )
 
 
+@pytest.mark.parametrize("return_sequences", [True, False], ids=["sequences", "last"])
+def test_a_large_batch_cut_into_slices_gives_the_same_result(kind, return_sequences):
+    """64 sequences: on a TensorFlow CPU the loop runs one slice of the
+    batch per core (`kerasrnn.fast.tensorflow.sequence_op.batch_groups`);
+    outputs and gradients equal the cell's step by step."""
+    x = np.random.default_rng(6).standard_normal((64, 9, FEATURES)).astype("float32")
+    results = {}
+    for path in ("readable", "sequential"):
+        layer = LAYERS[kind](
+            UNITS, return_sequences=return_sequences, fast_path=PATHS[path]
+        )
+        with_weights(layer, (None, 9, FEATURES), seed=7)
+        shape = (64, 9, UNITS) if return_sequences else (64, UNITS)
+        results[path] = layer_gradients(layer, x, loss_weights([shape]))
+    outputs, grads = results["sequential"]
+    assert_all_close(outputs[0], results["readable"][0][0])
+    for name, value in grads.items():
+        assert_all_close(value, results["readable"][1][name], atol=1e-5, rtol=1e-4)
+
+
 @pytest.mark.parametrize("path", list(PATHS))
 def test_stateful_two_calls_equal_one_call(kind, path):
     whole = make(kind, path, return_sequences=True, return_state=True)
