@@ -221,13 +221,18 @@ def _tensorflow_function(states, batch_axis):
         if groups == 1:
             return compiled(x, h0, kernel, bias, step_mask, input_gradient)
         # On a CPU, one slice of the batch per core: each slice is its own
-        # compiled call, and TensorFlow runs them side by side.
-        sizes = _split_sizes(x.shape[1], groups)
-        xs = tf.split(x, sizes, axis=1)
-        h0s = tf.split(h0, sizes, axis=0)
-        masks = (
-            [None] * groups if step_mask is None else tf.split(step_mask, sizes, axis=1)
-        )
+        # compiled call, and TensorFlow runs them side by side. The batch
+        # size may be known only when the graph runs (fit, export).
+        batch = x.shape[1] if x.shape[1] is not None else tf.shape(x)[1]
+        base = batch // groups
+        sizes = [base] * (groups - 1) + [batch - base * (groups - 1)]
+        if not isinstance(batch, int):
+            sizes = tf.stack(sizes)
+        xs = tf.split(x, sizes, axis=1, num=groups)
+        h0s = tf.split(h0, sizes, axis=0, num=groups)
+        masks = [None] * groups
+        if step_mask is not None:
+            masks = tf.split(step_mask, sizes, axis=1, num=groups)
         parts = [
             compiled(x_g, h0_g, kernel, bias, mask_g, input_gradient)
             for x_g, h0_g, mask_g in zip(xs, h0s, masks)
@@ -235,11 +240,6 @@ def _tensorflow_function(states, batch_axis):
         return tf.concat(parts, axis=batch_axis)
 
     return call
-
-
-def _split_sizes(batch, groups):
-    base = batch // groups
-    return [base] * (groups - 1) + [batch - base * (groups - 1)]
 
 
 def _torch_function(states):

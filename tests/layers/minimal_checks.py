@@ -189,6 +189,29 @@ def test_a_large_batch_cut_into_slices_gives_the_same_result(kind, return_sequen
         assert_all_close(value, results["readable"][1][name], atol=1e-5, rtol=1e-4)
 
 
+def test_fit_and_predict_match_the_readable_loop(kind):
+    """In `fit` and `predict` the batch size is known only when the graph
+    runs (65 sequences in batches of 64 leave a batch of 1): the default
+    path trains and predicts as the step loop does."""
+    x = np.random.default_rng(8).standard_normal((65, 6, FEATURES)).astype("float32")
+    y = np.random.default_rng(9).standard_normal((65, 1)).astype("float32")
+    predictions, losses = {}, {}
+    for path, fast_path in (("auto", "auto"), ("readable", False)):
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((6, FEATURES))
+        layer = LAYERS[kind](UNITS, fast_path=fast_path)
+        model = keras.Model(inputs, keras.layers.Dense(1)(layer(inputs)))
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+        history = model.fit(x, y, batch_size=64, epochs=2, shuffle=False, verbose=0)
+        losses[path] = history.history["loss"]
+        predictions[path] = model.predict(x, batch_size=64, verbose=0)
+        if path == "auto":
+            # fit and predict trace the model: no eager call on TensorFlow
+            assert layer.last_path == "sequential", layer.last_path_reason
+    assert_all_close(losses["auto"], losses["readable"], atol=1e-5, rtol=1e-5)
+    assert_all_close(predictions["auto"], predictions["readable"], atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("path", list(PATHS))
 def test_stateful_two_calls_equal_one_call(kind, path):
     whole = make(kind, path, return_sequences=True, return_state=True)
