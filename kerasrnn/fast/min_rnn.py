@@ -14,12 +14,20 @@ float32 rounding.
 A masked step keeps the previous state: it becomes the step
 `(a_t, b_t) = (1, 0)`, which keeps the recurrence linear.
 
+The gradient is written out (`sequence_states`): the adjoint recurrence
+`delta_t = dL/dh_t + a_{t+1} * delta_{t+1}` run by the same form, then the
+cell's `coefficients_vjp` for all steps at once and one matrix product for
+the weights' gradients; only `k`, `a` and the states are kept from the
+forward pass.
+
 On TensorFlow the function is compiled by XLA (`tf.function(jit_compile=True)`,
-once per layer, form and input shape), which fuses the elementwise work of
-all steps and runs the loop natively; the gradient with respect to the
+once per cell class, form and input shape), which fuses the elementwise
+work of all steps and runs the loop natively; the gradient with respect to the
 input sequence is left out when no gradient tape watches it (a model's
-first layer). JAX compiles it within the caller's `jax.jit`; PyTorch runs
-it eagerly.
+first layer), and on a CPU the batch is cut into one slice per core, run
+side by side, as for the fast GRU. On JAX the function is `jax.jit`-compiled
+(inlined into the caller's own `jax.jit`); PyTorch runs it eagerly and
+leaves out the input gradient when the input does not require one.
 """
 
 import keras
@@ -59,17 +67,24 @@ def sequence_states(
         The states `(timesteps, batch, units)`, or the last `(batch, units)`.
     """
     weights = (kernel,) if bias is None else (kernel, bias)
+    # The mask enters as an argument of its own (a closure would hold a
+    # tracer of an enclosing jax.jit), as 1.0 where a step runs, 0.0 where
+    # it keeps the previous state; it gets a zero gradient.
+    kept = () if step_mask is None else (ops.cast(step_mask, x.dtype),)
 
     @ops.custom_gradient
-    def states(x, h0, *weights):
+    def states(x, h0, *weights_and_mask):
+        weights = weights_and_mask[: len(weights_and_mask) - len(kept)]
+        kept_steps = weights_and_mask[len(weights) :]
         k = ops.matmul(x, weights[0])
         if len(weights) > 1:
             k = k + weights[1]
         a, b = cell_class.coefficients(k)
-        if step_mask is not None:
+        if kept_steps:
             # a masked step is the identity map h -> 1 * h + 0
-            a = ops.where(step_mask, a, ops.ones_like(a))
-            b = ops.where(step_mask, b, ops.zeros_like(b))
+            (run,) = kept_steps
+            a = run * a + (1.0 - run)
+            b = run * b
         h = recurrence_states(a, b, h0, form)
 
         def grad(*args, upstream=None):
@@ -81,9 +96,8 @@ def sequence_states(
                 delta, d_h0 = adjoint_states(a, upstream, form)
             h_tm1 = ops.concatenate([h0[None], h[:-1]], axis=0)
             da, db = delta * h_tm1, delta
-            if step_mask is not None:
-                da = ops.where(step_mask, da, ops.zeros_like(da))
-                db = ops.where(step_mask, db, ops.zeros_like(db))
+            if kept_steps:
+                da, db = run * da, run * db
             dk = cell_class.coefficients_vjp(k, da, db)
             # the weights' gradients sum over all steps and sequences at once
             rows = ops.reshape(dk, (-1, dk.shape[-1]))
@@ -97,11 +111,12 @@ def sequence_states(
                 dx = ops.matmul(dk, ops.transpose(weights[0]))
             else:
                 dx = ops.zeros_like(x)
-            return (dx, d_h0, *d_weights)
+            d_kept = tuple(ops.zeros_like(m) for m in kept_steps)
+            return (dx, d_h0, *d_weights, *d_kept)
 
         return (h[-1] if last_only else h), grad
 
-    return states(x, h0, *weights)
+    return states(x, h0, *weights, *kept)
 
 
 def run(layer, sequences, initial_state, mask, training, form):
@@ -197,8 +212,14 @@ def _compiled(layer, form, last_only):
             )
         elif backend == "torch":
             _FUNCTIONS[key] = _torch_function(states)
+        elif backend == "jax":
+            import jax
+
+            # Compiled as a whole also when the layer is called eagerly (the
+            # scan's many small operations would each be compiled apart);
+            # within a jitted training step XLA drops an unused input gradient.
+            _FUNCTIONS[key] = jax.jit(states, static_argnames="input_gradient")
         else:
-            # under jax.jit, XLA drops a gradient nobody uses
             _FUNCTIONS[key] = states
     return _FUNCTIONS[key]
 

@@ -189,18 +189,23 @@ def test_a_large_batch_cut_into_slices_gives_the_same_result(kind, return_sequen
         assert_all_close(value, results["readable"][1][name], atol=1e-5, rtol=1e-4)
 
 
-def test_fit_and_predict_match_the_readable_loop(kind):
-    """In `fit` and `predict` the batch size is known only when the graph
-    runs (65 sequences in batches of 64 leave a batch of 1): the default
-    path trains and predicts as the step loop does."""
+@pytest.mark.parametrize("masked", [False, True], ids=["unmasked", "masked"])
+def test_fit_and_predict_match_the_readable_loop(kind, masked):
+    """In `fit` and `predict` (compiled: `tf.function`, `jax.jit`) the batch
+    size is known only when the graph runs (65 sequences in batches of 64
+    leave a batch of 1): the default path trains and predicts as the step
+    loop does, also with padded steps masked out."""
     x = np.random.default_rng(8).standard_normal((65, 6, FEATURES)).astype("float32")
     y = np.random.default_rng(9).standard_normal((65, 1)).astype("float32")
+    if masked:
+        x[::3, :2] = 0.0  # leading padding in every third sequence
     predictions, losses = {}, {}
     for path, fast_path in (("auto", "auto"), ("readable", False)):
         keras.utils.set_random_seed(0)
         inputs = keras.Input((6, FEATURES))
         layer = LAYERS[kind](UNITS, fast_path=fast_path)
-        model = keras.Model(inputs, keras.layers.Dense(1)(layer(inputs)))
+        hidden = keras.layers.Masking()(inputs) if masked else inputs
+        model = keras.Model(inputs, keras.layers.Dense(1)(layer(hidden)))
         model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
         history = model.fit(x, y, batch_size=64, epochs=2, shuffle=False, verbose=0)
         losses[path] = history.history["loss"]
