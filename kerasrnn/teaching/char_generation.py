@@ -40,6 +40,7 @@ from kerasrnn.teaching.char_lm import decode, encode
 from kerasrnn.teaching.char_model import char_model_layers
 
 __all__ = [
+    "SERVING_TEXT",
     "CharGenerator",
     "export_generator",
     "next_character_distribution",
@@ -212,6 +213,41 @@ class CharGenerator:
             rows.append(_log_softmax(logits[0]))
         return np.stack(rows)
 
+    def bits_per_character(self, codes, streams=64):
+        """Bits per character on a long text read with the state carried
+        from its first character to its last, never reset.
+
+        The text is cut into `streams` consecutive parts of equal length,
+        read side by side as one batch; every character but the first of
+        each part is predicted from everything before it in its part.
+
+        Args:
+            codes: int array, the text's codes.
+            streams: Positive integer, parts read side by side. Default: 64.
+
+        Returns:
+            A Python float.
+        """
+        codes = np.asarray(codes, dtype=np.int32).reshape(-1)
+        if isinstance(streams, bool) or not isinstance(streams, int) or streams < 1:
+            raise ValueError(
+                f"streams must be a positive integer. Received: streams={streams!r}"
+            )
+        length = len(codes) // streams
+        if length < 2:
+            raise ValueError(
+                f"codes must hold at least 2 characters per stream ({2 * streams}). "
+                f"Received: {len(codes)} codes"
+            )
+        parts = codes[: streams * length].reshape(streams, length)
+        states = self.initial_states(streams)
+        rows = np.arange(streams)
+        nats = 0.0
+        for t in range(length - 1):
+            logits, states = self.step(parts[:, t], states)
+            nats -= float(np.sum(_log_softmax(logits)[rows, parts[:, t + 1]]))
+        return nats / (streams * (length - 1)) / math.log(2.0)
+
     def generate(self, prompt, num_chars, temperature=1.0, top_k=None, seed=None):
         """Continues `prompt` with `num_chars` sampled characters.
 
@@ -305,8 +341,8 @@ class _CellStep(keras.layers.Layer):
 
 def _log_softmax(logits):
     logits = np.asarray(logits, dtype=np.float64)
-    shifted = logits - logits.max()
-    return shifted - math.log(np.exp(shifted).sum())
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def _check_temperature(temperature):
@@ -343,7 +379,7 @@ def _check_top_k(top_k, vocab_size):
 SERVING_TEXT = "text"
 
 
-def serving_functions(generator):
+def _serving_functions(generator):
     """`tf.function`s of the SavedModel: `generate` and `step`.
 
     `generate(prompt, num_chars, temperature, top_k, seed)` takes scalars (a
@@ -409,14 +445,16 @@ def serving_functions(generator):
 
         return tf.cond(temperature > 0, sampled, greedy)
 
+    # The loops are tf.while_loop and tf.cond already: nothing for AutoGraph.
     @tf.function(
+        autograph=False,
         input_signature=[
             tf.TensorSpec([], tf.string, name="prompt"),
             tf.TensorSpec([], tf.int32, name="num_chars"),
             tf.TensorSpec([], tf.float32, name="temperature"),
             tf.TensorSpec([], tf.int32, name="top_k"),
             tf.TensorSpec([], tf.int32, name="seed"),
-        ]
+        ],
     )
     def generate(prompt, num_chars, temperature, top_k, seed):
         chars = tf.strings.unicode_split(prompt, "UTF-8")
@@ -467,16 +505,17 @@ def serving_functions(generator):
         return {SERVING_TEXT: text}
 
     @tf.function(
+        autograph=False,
         input_signature=[
             tf.TensorSpec([None], tf.int32, name="codes"),
             tf.TensorSpec([None, state_size], dtype, name="state"),
-        ]
+        ],
     )
     def step(codes, state):
         logits, new_states = run_step(codes, unflatten(state))
         return {"logits": logits, "state": flatten(new_states)}
 
-    @tf.function(input_signature=[])
+    @tf.function(autograph=False, input_signature=[])
     def characters():
         return {"alphabet": alphabet}
 
@@ -512,7 +551,7 @@ def export_generator(generator, path):
     path = os.fspath(path)
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
-    functions = serving_functions(generator)
+    functions = _serving_functions(generator)
     archive = keras.export.ExportArchive()
     archive.track(generator.model)
     for name, function in functions.items():

@@ -25,6 +25,7 @@ __all__ = [
     "CELLS",
     "CELL_LABELS",
     "IGNORE",
+    "RECURRENT_NAME",
     "build_char_model",
     "char_model_layers",
     "last_character_targets",
@@ -39,6 +40,7 @@ CELLS = {
 CELL_LABELS = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN (tanh)"}
 # Target value the loss skips (Keras's `ignore_class`).
 IGNORE = -1
+# Name of the first recurrent layer (the next ones: "recurrent_2", ...).
 RECURRENT_NAME = "recurrent"
 
 

@@ -98,6 +98,26 @@ def test_stepwise_generation_equals_the_whole_prefix(cell, num_layers):
     assert np.ptp(whole.max(-1)) > 0.05
 
 
+def test_bits_per_character_with_the_state_carried_equals_whole_parts():
+    """Reading a text as 3 parts side by side, step by step, scores what
+    the model gives each whole part in one call."""
+    from kerasrnn.teaching.char_lm import cross_entropy_bits
+
+    model, generator = make_generator("lstm")
+    text = ("abc defg\nhab ba\ncafe " * 4)[:61]
+    codes = encode(text, ALPHABET)
+    parts = codes[:60].reshape(3, 20)
+    probabilities = softmax(model.predict(parts[:, :-1], verbose=0))
+    expected = cross_entropy_bits(probabilities, parts[:, 1:])
+    assert generator.bits_per_character(codes, streams=3) == pytest.approx(
+        expected, abs=1e-5
+    )
+    with pytest.raises(ValueError, match="at least 2 characters per stream"):
+        generator.bits_per_character(codes[:5], streams=3)
+    with pytest.raises(ValueError, match="streams must be a positive integer"):
+        generator.bits_per_character(codes, streams=0)
+
+
 def test_a_seed_gives_the_same_sample():
     _, generator = make_generator("gru")
     first = generator.generate("ab", 60, temperature=1.0, seed=11)

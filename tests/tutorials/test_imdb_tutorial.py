@@ -246,6 +246,7 @@ def test_word_vectors_come_from_the_training_text_and_start_every_member(
     tmp_path, monkeypatch
 ):
     from kerasrnn.teaching import text_classification as tc
+
     tutorial = load_tutorial()
     archive = write_sample_aclimdb(tmp_path / "data", COUNTS, seed=6, archive=True)
     args = quick_args(
@@ -303,6 +304,7 @@ def test_word_vectors_come_from_the_training_text_and_start_every_member(
 @pytest.mark.parametrize("member_validation", ["rotated", "shared"])
 def test_members_validate_on_their_folds(tmp_path, member_validation):
     from kerasrnn.teaching import text_classification as tc
+
     tutorial = load_tutorial()
     archive = write_sample_aclimdb(tmp_path / "data", COUNTS, seed=4, archive=True)
     args = quick_args(
