@@ -161,6 +161,25 @@ def test_tiny_run_writes_results_and_resumes(tmp_path, monkeypatch):
     samples = (tmp_path / "plain" / "samples.md").read_text()
     assert samples.count("## epoch 1:") == 1 and samples.count("## epoch 2:") == 1
 
+    # Several cells under one folder are reported side by side.
+    other = tmp_path / "lstm"
+    other.mkdir()
+    (other / "results.json").write_text(
+        json.dumps({**written, "cell": "lstm", "label": "LSTM"})
+    )
+    (tmp_path / "gru").mkdir()
+    os.replace(tmp_path / "plain" / "results.json", tmp_path / "gru" / "results.json")
+    found = char_training.load_results(str(tmp_path))
+    assert [r["cell"] for r in found] == ["lstm", "gru"]  # in the order of CELLS
+    table = char_training.comparison_table(found)
+    assert "| LSTM | 8 x 1 |" in table and "| GRU | 8 x 1 |" in table
+    for plot in (
+        char_training.plot_bits_per_character,
+        char_training.plot_gradient_reach,
+    ):
+        path = plot(found, str(tmp_path / f"{plot.__name__}.png"))
+        assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
     # Interrupted after the first epoch, then run again with the same settings.
     resumed_dir = str(tmp_path / "resumed")
     original = char_training.BitsPerCharacter.on_epoch_begin

@@ -1,7 +1,6 @@
 """Smoke test of `tutorials/char_rnn.py --quick`: it trains, prints and
 writes what it claims (bits per character per epoch, the published
-figures, the gradient reach, samples, the comparison of every cell trained
-in the folder), the step-by-step generator agrees with the whole-prefix
+figures, the gradient reach, samples, the comparison table), the step-by-step generator agrees with the whole-prefix
 model, and on TensorFlow the command it prints runs the exported generator
 in a Python where `import kerasrnn` fails."""
 
@@ -25,7 +24,7 @@ def load_tutorial():
     return module
 
 
-def test_quick_runs_of_two_cells(tmp_path, capsys):
+def test_quick_run(tmp_path, capsys):
     tutorial = load_tutorial()
     out = tmp_path / "runs"
     results = tutorial.main(["--quick", "--output-dir", str(out)])
@@ -50,12 +49,8 @@ def test_quick_runs_of_two_cells(tmp_path, capsys):
         assert (out / png).read_bytes()[:8] == PNG
     assert (cell_dir / "gradient_norms.png").read_bytes()[:8] == PNG
 
-    second = tutorial.main(
-        ["--quick", "--cell", "simple_rnn", "--output-dir", str(out)]
-    )
-    assert second["cell"] == "simple_rnn"
     comparison = (out / "comparison.md").read_text()
-    assert "| LSTM |" in comparison and "| SimpleRNN (tanh) |" in comparison
+    assert comparison.count("| LSTM | 16 x 1 |") == 1
 
     if keras.backend.backend() == "tensorflow":
         check_export_command(results["export_command"], results["alphabet"], tmp_path)
