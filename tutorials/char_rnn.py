@@ -112,6 +112,7 @@ EPOCHS = 20  # so the run makes EPOCHS * STEPS_PER_EPOCH updates
 LEARNING_RATE = 1e-2  # Adam's first step size ...
 FINAL_LEARNING_RATE = 1e-4  # ... decayed along a cosine to this at the end
 CLIPNORM = 5.0  # clip each update's gradient to this global norm
+DROPOUT = 0.2  # fraction of the recurrent layer's outputs dropped in training
 VALIDATION_FRACTION = 0.1  # the end of the text kept for validation
 PROMPT = "ROMEO:\n"  # what the samples continue (Tiny Shakespeare)
 BUILTIN_PROMPT = "Shall I "  # ... and on the built-in sonnets
@@ -194,6 +195,13 @@ def parse_args(argv=None):
         help=f"Step size at the end of the cosine decay. Default: {FINAL_LEARNING_RATE}",
     )
     parser.add_argument(
+        "--dropout",
+        type=float,
+        default=DROPOUT,
+        help="Fraction of each recurrent layer's outputs dropped in training. "
+        f"Default: {DROPOUT}",
+    )
+    parser.add_argument(
         "--prompt",
         default=None,
         help=f"Text the samples continue. Default: {PROMPT!r} on Tiny "
@@ -231,6 +239,7 @@ def parse_args(argv=None):
         learning_rate=args.learning_rate,
         final_learning_rate=args.final_learning_rate,
         clipnorm=args.clipnorm or None,
+        dropout=args.dropout,
         validation_fraction=VALIDATION_FRACTION,
         prompt=args.prompt,
         sample_chars=args.sample_chars,

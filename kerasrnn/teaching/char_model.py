@@ -2,7 +2,7 @@
 the next character out, at every step.
 
     codes (batch, T) -> Embedding -> recurrent layer(s), return_sequences
-                     -> Dense(vocab) -> logits (batch, T, vocab)
+                     [-> Dropout] -> Dense(vocab) -> logits (batch, T, vocab)
 
 `CELLS` maps each `--cell` name to the kerasrnn layer that
 `build_char_model` stacks; add an entry to offer a new cell everywhere (the
@@ -52,6 +52,7 @@ def build_char_model(
     embedding_dim=64,
     learning_rate=2e-3,
     clipnorm=None,
+    dropout=0.0,
 ):
     """A compiled character-level language model.
 
@@ -67,6 +68,9 @@ def build_char_model(
             `keras.optimizers.schedules.LearningRateSchedule`. Default: 2e-3.
         clipnorm: Clip each update's gradient to this global norm, or `None`.
             Default: `None`.
+        dropout: Fraction of each recurrent layer's outputs dropped in
+            training (between the layers and before the head, not along the
+            recurrence: Zaremba et al. 2014), in [0, 1). Default: 0.0.
 
     Returns:
         A `keras.Model` from int32 codes `(batch, timesteps)` to logits
@@ -78,7 +82,14 @@ def build_char_model(
     >>> model = build_char_model(30, cell="gru", units=8, embedding_dim=4)
     >>> model.predict(np.zeros((2, 5), "int32"), verbose=0).shape
     (2, 5, 30)
+
+    Reference:
+        Karpathy, char-rnn (2015): the model and its dropout between layers.
+        Zaremba, Sutskever & Vinyals, "Recurrent Neural Network
+        Regularization", arXiv:1409.2329, 2014.
     """
+    if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
+        raise ValueError(f"dropout must lie in [0, 1). Received: dropout={dropout!r}")
     if cell not in CELLS:
         raise ValueError(f"cell must be one of {tuple(CELLS)}. Received: cell={cell!r}")
     for name, value, least in (
@@ -107,6 +118,8 @@ def build_char_model(
             return_sequences=True,
             name=RECURRENT_NAME if k == 0 else f"{RECURRENT_NAME}_{k + 1}",
         )(hidden)
+        if dropout:
+            hidden = keras.layers.Dropout(dropout, name=f"dropout_{k + 1}")(hidden)
     logits = keras.layers.Dense(vocab_size, name="logits")(hidden)
     model = keras.Model(codes, logits, name=f"char_{cell}")
     model.compile(
@@ -124,12 +137,13 @@ def char_model_layers(model):
 
     The model must be what `build_char_model` makes, or any model of the
     same form: a `keras.layers.Embedding`, then `keras.layers.RNN` layers
-    (kerasrnn's or Keras's) returning sequences, then one `Dense` head.
+    (kerasrnn's or Keras's) returning sequences, then one `Dense` head;
+    `Dropout` layers, which do nothing at inference, are left out.
     """
     layers = [
         layer
         for layer in model.layers
-        if not isinstance(layer, keras.layers.InputLayer)
+        if not isinstance(layer, (keras.layers.InputLayer, keras.layers.Dropout))
     ]
     embedding, *recurrent, head = layers if len(layers) >= 3 else (None, None)
     ok = (

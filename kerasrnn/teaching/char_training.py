@@ -116,6 +116,7 @@ class Settings:
     learning_rate: float = 1e-2
     final_learning_rate: float = 1e-4
     clipnorm: float = 5.0
+    dropout: float = 0.2
     validation_fraction: float = 0.1
     prompt: str = "ROMEO:\n"
     sample_chars: int = 300
@@ -155,6 +156,10 @@ class Settings:
                 "final_learning_rate must lie in (0, learning_rate]. Received: "
                 f"learning_rate={self.learning_rate!r}, "
                 f"final_learning_rate={self.final_learning_rate!r}"
+            )
+        if not 0 <= self.dropout < 1:
+            raise ValueError(
+                f"dropout must lie in [0, 1). Received: dropout={self.dropout!r}"
             )
         if not 0 < self.reach_threshold < 1:
             raise ValueError(
@@ -379,6 +384,7 @@ def train_char_model(
             embedding_dim=settings.embedding_dim,
             learning_rate=schedule,
             clipnorm=settings.clipnorm,
+            dropout=settings.dropout,
         )
     generator = CharGenerator(model, corpus.alphabet)
     batches = CharBatches(
