@@ -44,12 +44,17 @@ def softmax(logits):
     return weights / weights.sum(-1, keepdims=True)
 
 
-def make_generator(cell="lstm", num_layers=1, units=12, seed=0, scale=0.6):
+def make_generator(cell="lstm", num_layers=1, units=12, seed=0, scale=0.6, dropout=0.0):
     """A model with random weights large enough to give peaked, varied
     predictions (a fresh model predicts nearly uniform ones)."""
     keras.utils.set_random_seed(seed)
     model = build_char_model(
-        len(ALPHABET), cell=cell, units=units, num_layers=num_layers, embedding_dim=5
+        len(ALPHABET),
+        cell=cell,
+        units=units,
+        num_layers=num_layers,
+        embedding_dim=5,
+        dropout=dropout,
     )
     rng = np.random.default_rng(seed)
     model.set_weights(
@@ -81,9 +86,13 @@ def test_docstring_examples():
 
 
 @pytest.mark.parametrize("cell", list(CELLS))
-@pytest.mark.parametrize("num_layers", [1, 2], ids=["one-layer", "two-layers"])
-def test_stepwise_generation_equals_the_whole_prefix(cell, num_layers):
-    model, generator = make_generator(cell, num_layers)
+@pytest.mark.parametrize(
+    "num_layers,dropout",
+    [(1, 0.0), (2, 0.3)],
+    ids=["one-layer", "two-layers-dropout"],
+)
+def test_stepwise_generation_equals_the_whole_prefix(cell, num_layers, dropout):
+    model, generator = make_generator(cell, num_layers, dropout=dropout)
     text = "abc defg\nhab ba\ncafe"
     whole = np.log(whole_prefix_probabilities(model, text, compiled=True))
     stepwise = generator.log_probabilities(text)

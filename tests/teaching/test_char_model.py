@@ -48,6 +48,21 @@ def test_model_form(cell, num_layers):
         assert out.shape == (2, length, 11)
 
 
+def test_dropout_after_each_recurrent_layer_only_in_training():
+    model = build_char_model(9, units=5, num_layers=2, embedding_dim=3, dropout=0.5)
+    names = [layer.name for layer in model.layers]
+    assert names[2:] == ["recurrent", "dropout_1", "recurrent_2", "dropout_2", "logits"]
+    embedding, recurrent, head = char_model_layers(model)
+    assert [r.name for r in recurrent] == ["recurrent", "recurrent_2"]
+    x = np.arange(12, dtype="int32").reshape(2, 6) % 9
+    inference = keras.ops.convert_to_numpy(model(x, training=False))
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0), inference, rtol=1e-5, atol=1e-6
+    )
+    training = keras.ops.convert_to_numpy(model(x, training=True))
+    assert not np.allclose(training, inference)
+
+
 def test_bits_per_character_of_a_model_with_known_probabilities():
     """A model whose logits ignore the input (zero kernel, bias log p)
     predicts p at every step; its validation loss in bits is the hand value
@@ -98,8 +113,9 @@ def test_last_character_targets_keep_only_the_last_prediction():
         ({"num_layers": 0}, "num_layers must be an integer >= 1"),
         ({"embedding_dim": 1.5}, "embedding_dim must be an integer >= 1"),
         ({"learning_rate": 0}, "learning_rate must be a positive number"),
+        ({"dropout": 1.0}, "dropout must lie in \\[0, 1\\)"),
     ],
-    ids=["cell", "units", "layers", "embedding", "learning-rate"],
+    ids=["cell", "units", "layers", "embedding", "learning-rate", "dropout"],
 )
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):

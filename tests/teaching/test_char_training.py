@@ -108,8 +108,9 @@ def test_bits_per_character_logs():
         ({"steps_per_epoch": 2.0}, "steps_per_epoch must be a positive integer"),
         ({"final_learning_rate": 1.0}, "final_learning_rate must lie"),
         ({"reach_threshold": 1.0}, "reach_threshold must lie"),
+        ({"dropout": -0.1}, "dropout must lie"),
     ],
-    ids=["cell", "units", "steps", "final-lr", "threshold"],
+    ids=["cell", "units", "steps", "final-lr", "threshold", "dropout"],
 )
 def test_settings_errors(change, message):
     with pytest.raises(ValueError, match=message):
