@@ -445,10 +445,12 @@ def train_char_model(
     stateful_bits = generator.bits_per_character(
         corpus.val_codes, streams=min(64, len(corpus.val_codes) // 2)
     )
-    reach = [
-        gradient_reach(profile, settings.reach_threshold)
-        for profile in norms.history["h"]
-    ]
+    # Per recorded state: "h", and "c" for an LSTM (its cell state).
+    reach_by_state = {
+        key: [gradient_reach(p, settings.reach_threshold) for p in norms.history[key]]
+        for key in norms.keys
+    }
+    reach = reach_by_state["h"]
     results = {
         "settings": {**dataclasses.asdict(settings), "steps": settings.steps},
         "cell": settings.cell,
@@ -474,6 +476,14 @@ def train_char_model(
         "gradient_reach": [r["reach"] for r in reach],
         "gradient_reach_capped": [r["capped"] for r in reach],
         "gradient_ratios": [r["ratios"] for r in reach],
+        "gradient_by_state": {
+            key: {
+                "reach": [r["reach"] for r in records],
+                "capped": [r["capped"] for r in records],
+                "ratios": [r["ratios"] for r in records],
+            }
+            for key, records in reach_by_state.items()
+        },
         "training_seconds": clock.seconds,
         "seconds_per_step": clock.seconds / settings.steps,
         "backend": keras.backend.backend(),
@@ -570,20 +580,40 @@ def comparison_table(all_results):
     return "\n".join(lines)
 
 
-def reach_table(results, distances=(1, 5, 10, 20, 50)):
-    """Markdown: for each gradient record of one run, ||dL/dh|| `d`
-    characters back relative to the last step, and the reach."""
-    steps = len(results["gradient_ratios"][0])
+def reach_table(results, state="h", distances=(1, 10, 25, 50, 75, 99)):
+    """Markdown: for each gradient record of one run, ||dL/d`state`|| `d`
+    characters back relative to the last step, and the reach.
+
+    Args:
+        results: A run's results (`train_char_model`).
+        state: `"h"`, or `"c"` for an LSTM's cell state. Default: `"h"`.
+        distances: Characters back to show (those within the window).
+            Default: (1, 10, 25, 50, 75, 99).
+    """
+    by_state = results.get("gradient_by_state") or {
+        "h": {
+            "ratios": results["gradient_ratios"],
+            "reach": results["gradient_reach"],
+            "capped": results["gradient_reach_capped"],
+        }
+    }
+    if state not in by_state:
+        raise ValueError(
+            f"state must be one of {sorted(by_state)} for this run. Received: "
+            f"state={state!r}"
+        )
+    records = by_state[state]
+    steps = len(records["ratios"][0])
     distances = [d for d in distances if d < steps]
     lines = [
-        "| after epoch | " + " | ".join(f"{d} back" for d in distances) + " | reach |",
+        f"| after epoch | {' | '.join(f'{d} back' for d in distances)} | reach |",
         "|---|" + "---|" * (len(distances) + 1),
     ]
     for epoch, ratios, reach, capped in zip(
         results["gradient_epochs"],
-        results["gradient_ratios"],
-        results["gradient_reach"],
-        results["gradient_reach_capped"],
+        records["ratios"],
+        records["reach"],
+        records["capped"],
     ):
         cells = " | ".join(f"{ratios[d]:.1e}" for d in distances)
         lines.append(f"| {epoch} | {cells} | {'>= ' if capped else ''}{reach} |")

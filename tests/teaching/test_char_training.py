@@ -152,6 +152,10 @@ def test_tiny_run_writes_results_and_resumes(tmp_path, monkeypatch):
     )
     assert results["gradient_epochs"] == [0, 1, 2]
     assert len(results["gradient_ratios"][0]) == TINY["seq_len"]
+    assert list(results["gradient_by_state"]) == ["h"]  # a GRU has no cell state
+    assert results["gradient_by_state"]["h"]["reach"] == results["gradient_reach"]
+    table = char_training.reach_table(results)
+    assert table.count("\n") == 4 and "| 1 back | 10 back | reach |" in table
     assert set(results["samples"]) == {"0.5", "1"}
     assert all(len(s) == 20 for s in results["samples"].values())
     written = json.loads((tmp_path / "plain" / "results.json").read_text())
