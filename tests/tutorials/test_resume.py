@@ -178,6 +178,7 @@ def _fit_with_dropout(backup_dir, reseed, crash_after=None):
 
     import kerasrnn
     from kerasrnn.teaching import experiment
+
     keras.utils.set_random_seed(7)
     rng = np.random.default_rng(7)
     x = rng.standard_normal((48, 6, 3)).astype("float32")

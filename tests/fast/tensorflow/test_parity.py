@@ -233,7 +233,9 @@ def test_fast_path_keeps_the_state_sequence_once(kind, monkeypatch):
     loop's (`assert_same`, 1e-5), on 2 batch slices."""
     import importlib
 
-    module = importlib.import_module(f"kerasrnn.fast.tensorflow.{kind.split('_reset')[0]}")
+    module = importlib.import_module(
+        f"kerasrnn.fast.tensorflow.{kind.split('_reset')[0]}"
+    )
     results = []
     compiled = module._forward_compiled
 
