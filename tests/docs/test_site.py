@@ -127,6 +127,27 @@ def test_every_public_class_and_function_has_a_reference_entry(site):
     assert not unrendered, f"reference entries without their anchor: {unrendered}"
 
 
+# Public by name but undocumented on this branch: argument checks that the
+# public-API work of issue 26 makes private. Nothing may join this list.
+UNDOCUMENTED_HELPERS = {
+    "kerasrnn.inspection.gradients.check_backend",
+    "kerasrnn.inspection.gradients.check_loss",
+    "kerasrnn.teaching.long_dependency.check_cells",
+}
+
+
+def test_every_public_class_and_function_has_a_docstring():
+    undocumented = {
+        name
+        for name, obj in public_objects().items()
+        if not (inspect.getdoc(obj) or "").strip()
+        or (inspect.isclass(obj) and obj.__doc__ is None)
+    }
+    assert undocumented <= UNDOCUMENTED_HELPERS, sorted(
+        undocumented - UNDOCUMENTED_HELPERS
+    )
+
+
 def test_private_helpers_stay_out_of_the_reference(site):
     from mkdocstrings import Inventory
 
