@@ -102,3 +102,15 @@ def test_drop_in_example_runs_and_writes_what_it_says(tmp_path, monkeypatch):
         rtol=1e-5,
     )
     assert (tmp_path / "served_model" / "saved_model.pb").exists()
+
+
+def test_gradient_example_runs_after_the_drop_in_example(tmp_path, monkeypatch):
+    blocks = python_blocks()
+    assert "GradientNormHistory" in blocks[1]
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile("import keras\nimport kerasrnn\n", "imports", "exec"), namespace)
+    exec(compile(blocks[1], "README.md python block 1", "exec"), namespace)
+    profile = namespace["norms"].history["h"]
+    assert profile.shape == (3, 50)
+    assert np.all(np.isfinite(profile)) and np.all(profile >= 0)

@@ -217,8 +217,12 @@ def execute(name, flags, timeout=None, cwd=ROOT):
 
     path = os.path.join(NOTEBOOKS, f"{name}.ipynb")
     notebook = read(path)
-    env_before = os.environ.get(FLAGS_VARIABLE)
+    # the kernel inherits the environment: the flags, and TensorFlow's C++
+    # logging kept to errors so that the outputs show what the script prints
+    saved = {k: os.environ.get(k) for k in (FLAGS_VARIABLE, "TF_CPP_MIN_LOG_LEVEL")}
     os.environ[FLAGS_VARIABLE] = flags
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    load_before = os.getloadavg()[0]
     try:
         start = time.perf_counter()
         NotebookClient(
@@ -229,10 +233,11 @@ def execute(name, flags, timeout=None, cwd=ROOT):
         ).execute()
         seconds = time.perf_counter() - start
     finally:
-        if env_before is None:
-            os.environ.pop(FLAGS_VARIABLE)
-        else:
-            os.environ[FLAGS_VARIABLE] = env_before
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
     notebook.metadata["kerasrnn"] = {
         "flags": flags,
         "wall_seconds": round(seconds),
@@ -240,6 +245,7 @@ def execute(name, flags, timeout=None, cwd=ROOT):
             "%Y-%m-%d %H:%M UTC"
         ),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores",
+        "load_average_1min": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
     }
     write(notebook, path)

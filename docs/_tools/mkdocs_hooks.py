@@ -169,16 +169,26 @@ def on_files(files, config):
 
 def _execution_note(name):
     path = os.path.join(notebooks.NOTEBOOKS, f"{name}.ipynb")
-    if not os.path.exists(path):
-        return ""
     run = notebooks.read(path).metadata.get("kerasrnn")
     if not run:
         return " (without outputs: run it to see them)"
     flags = f"`{run['flags']}`" if run["flags"] else "no flags (the default run)"
+    load = run.get("load_average_1min")
+    busy = f", load average {load[0]} to {load[1]}" if load else ""
     return (
         f", with the outputs and figures of a run with {flags} "
-        f"({run['wall_seconds']} s on {run['machine']}, {run['executed']})"
+        f"({run['wall_seconds']} s on {run['machine']}{busy}, {run['executed']})"
     )
+
+
+def _notebook_link(name):
+    """The sentence's end about the notebook, if there is one."""
+    if not os.path.exists(os.path.join(notebooks.NOTEBOOKS, f"{name}.ipynb")):
+        log.info(
+            "tutorials/%s.py has no notebook yet: make_notebooks.py makes it", name
+        )
+        return ""
+    return f" or [the notebook](../notebooks/{name}.ipynb){_execution_note(name)}"
 
 
 def walkthrough(name):
@@ -191,8 +201,7 @@ def walkthrough(name):
         "",
         f"    `python tutorials/{name}.py` (`--quick` for a run of seconds, "
         "`--help` for every flag).",
-        f"    Download [the script]({name}.py) or "
-        f"[the notebook](../notebooks/{name}.ipynb){_execution_note(name)}.",
+        f"    Download [the script]({name}.py){_notebook_link(name)}.",
         "",
         "## The tutorial, step by step",
         "",
