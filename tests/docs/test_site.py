@@ -20,7 +20,7 @@ import pytest
 
 import kerasrnn
 from tests.docs.tools import ROOT, api_reference, mkdocs_hooks, tutobook
-from tests.utils import tensorflow_only
+from tests.utils import BACKEND
 
 DOCS = os.path.join(ROOT, "docs")
 
@@ -304,8 +304,24 @@ RUNNABLE = (
 )
 
 
-@tensorflow_only
-@pytest.mark.parametrize("page", RUNNABLE)
+@pytest.mark.parametrize(
+    "page",
+    [
+        pytest.param(
+            page,
+            marks=pytest.mark.xfail(
+                BACKEND == "torch",
+                reason="model.export writes a TensorFlow SavedModel on the "
+                "TensorFlow and JAX backends; on torch Keras exports through "
+                "torch.export, which rejects the model's unknown time axis",
+                strict=True,
+            ),
+        )
+        if page == "getting-started.md"
+        else page
+        for page in RUNNABLE
+    ],
+)
 def test_examples_on_the_page_run(page, tmp_path, monkeypatch):
     blocks = python_blocks(os.path.join(DOCS, page))
     assert blocks, f"{page} has no Python example"
