@@ -13,7 +13,8 @@
   method of `benchmarks/README.md`; `<!-- callback-overhead -->` the table of
   `benchmarks/results/callback_overhead-*.json`.
 - Pages other sessions are writing (`OPTIONAL_PAGES`) may be absent: they
-  then leave the nav, and links to them become plain text, until they land.
+  then leave the nav, table rows that link them are left out and other links
+  to them become plain text, until they land.
 """
 
 import glob
@@ -395,13 +396,22 @@ def callback_overhead_table():
 
 
 def _unlink_missing(markdown, page_uri, missing):
-    def replace(match):
-        target = posixpath.normpath(
-            posixpath.join(posixpath.dirname(page_uri), match.group(2))
-        )
-        return match.group(1) if target in missing else match.group(0)
+    """Drops the table rows that link an absent optional page and turns the
+    other links to one into plain text."""
 
-    return _LINK.sub(replace, markdown)
+    def target(url):
+        return posixpath.normpath(posixpath.join(posixpath.dirname(page_uri), url))
+
+    def replace(match):
+        return match.group(1) if target(match.group(2)) in missing else match.group(0)
+
+    lines = []
+    for line in markdown.split("\n"):
+        linked = {target(m.group(2)) for m in _LINK.finditer(line)}
+        if line.lstrip().startswith("|") and linked & missing:
+            continue
+        lines.append(_LINK.sub(replace, line))
+    return "\n".join(lines)
 
 
 def on_page_markdown(markdown, page, config, files):

@@ -336,3 +336,18 @@ def test_reference_overview_lists_the_top_level_names():
     overview = api_reference.overview(package, homes, pages)
     for name in kerasrnn.__all__:
         assert f"[`{name}`]" in overview
+
+
+def test_links_to_pages_not_written_yet_are_dropped_from_tables_and_unlinked():
+    markdown = (
+        "| page | what |\n| --- | --- |\n"
+        "| [Serving](serving.md) | export |\n"
+        "| [Speed](speed.md) | kernels |\n\n"
+        "See [Serving](serving.md#onnx) and [Speed](speed.md)."
+    )
+    out = mkdocs_hooks._unlink_missing(markdown, "guide/index.md", {"guide/serving.md"})
+    assert out == (
+        "| page | what |\n| --- | --- |\n"
+        "| [Speed](speed.md) | kernels |\n\n"
+        "See Serving and [Speed](speed.md)."
+    )
