@@ -210,6 +210,53 @@ def update_all():
     return written
 
 
+def _as_displayed(text):
+    """`text` as a terminal (or Jupyter) shows it: a carriage return sends the
+    cursor back to the line's start and a backspace one character back, so a
+    progress bar redrawn in place leaves only its last state."""
+    lines = []
+    for raw in text.split("\n"):
+        line, cursor = [], 0
+        for char in raw:
+            if char == "\r":
+                cursor = 0
+            elif char == "\b":
+                cursor = max(0, cursor - 1)
+            else:
+                if cursor < len(line):
+                    line[cursor] = char
+                else:
+                    line.append(char)
+                cursor += 1
+        lines.append("".join(line))
+    return "\n".join(lines)
+
+
+def clean_outputs(notebook):
+    """Joins each cell's consecutive stream outputs of one stream and keeps
+    them as displayed (`_as_displayed`): a progress bar is stored as its
+    last state, not as every redraw."""
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        merged = []
+        for output in cell.outputs:
+            if (
+                output.output_type == "stream"
+                and merged
+                and merged[-1].output_type == "stream"
+                and merged[-1].name == output.name
+            ):
+                merged[-1].text += output.text
+            else:
+                merged.append(output)
+        for output in merged:
+            if output.output_type == "stream":
+                output.text = _as_displayed(output.text)
+        cell.outputs = merged
+    return notebook
+
+
 def execute(name, flags, timeout=None, cwd=ROOT):
     """Runs `notebooks/<name>.ipynb` top to bottom with `flags` and writes it
     back with its outputs. Returns the wall time in seconds."""
@@ -248,7 +295,7 @@ def execute(name, flags, timeout=None, cwd=ROOT):
         "load_average_1min": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
     }
-    write(notebook, path)
+    write(clean_outputs(notebook), path)
     return seconds
 
 
