@@ -291,3 +291,28 @@ def test_imdb_notebooks_train_export_and_serve_in_quick_mode(tmp_path, monkeypat
         label, probability = line.split()[:2]
         assert label in ("positive", "negative")
         assert 0.0 <= float(probability) <= 1.0
+
+
+def test_executed_outputs_are_kept_as_displayed():
+    """A progress bar redrawn with carriage returns and backspaces is stored
+    as its last state, and a cell's consecutive writes to one stream as one
+    output."""
+    assert make_notebooks._as_displayed("10%\r50%\r100%\ndone\n") == "100%\ndone\n"
+    assert make_notebooks._as_displayed("abc\b\bX") == "aXc"
+    # a shorter redraw leaves the tail of the longer line, as on a terminal
+    assert make_notebooks._as_displayed("12345\rab") == "ab345"
+    notebook = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("fit()")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="1/3 [=> ]"),
+        nbformat.v4.new_output("stream", name="stdout", text="\r3/3 [===]\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="warning\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="loss 0.1\n"),
+    ]
+    notebook.cells = [nbformat.v4.new_markdown_cell("# t"), cell]
+    cleaned = make_notebooks.clean_outputs(notebook).cells[1].outputs
+    assert [(o.name, o.text) for o in cleaned] == [
+        ("stdout", "3/3 [===]\n"),
+        ("stderr", "warning\n"),
+        ("stdout", "loss 0.1\n"),
+    ]
