@@ -18,6 +18,7 @@ from kerasrnn.fast.kinds import float_dtype_reason, standard_cell_reason
 
 
 def unsupported(layer):
+    """Why the TensorFlow kernels can never run `layer` (a string), or `None`."""
     reason = standard_cell_reason(layer.cell)
     if reason is None and layer.unroll:
         reason = "unroll=True asks for the unrolled step-by-step loop"
@@ -25,6 +26,9 @@ def unsupported(layer):
 
 
 def unsupported_call(layer, sequences, mask):
+    """Why `fast_path="auto"` should not take the kernels for this call (a
+    string: an eager call, or a number of timesteps unknown when traced), or
+    `None`."""
     import tensorflow as tf
 
     if tf.executing_eagerly():
@@ -42,6 +46,8 @@ def unsupported_call(layer, sequences, mask):
 
 
 def run(layer, sequences, initial_state, mask, training):
+    """Runs the layer's sequence through the fused kernels; returns
+    `(last_output, outputs, states)` as `keras.layers.RNN.inner_loop` does."""
     from kerasrnn.fast.tensorflow.runner import run as run_tensorflow
 
     return run_tensorflow(layer, sequences, initial_state, mask, training)
