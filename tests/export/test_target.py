@@ -172,7 +172,7 @@ def test_kerasrnn_imports_without_the_export_runtimes():
         "for m in ('onnx', 'onnxruntime', 'tf2onnx', 'ai_edge_litert', 'jax2onnx'):\n"
         "    sys.modules[m] = None\n"
         "import kerasrnn, kerasrnn.export\n"
-        "print(kerasrnn.LSTM(3)(__import__('numpy').ones((1, 2, 4))).shape)\n"
+        "print(tuple(kerasrnn.LSTM(3)(__import__('numpy').ones((1, 2, 4))).shape))\n"
     )
     run = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
