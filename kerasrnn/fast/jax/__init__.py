@@ -20,6 +20,8 @@ about as long as one readable call after the process's first).
 
 from kerasrnn.fast.kinds import float_dtype_reason, standard_cell_reason
 
+__all__ = ["unsupported", "unsupported_call", "fast_call_reason", "run"]
+
 
 def unsupported(layer):
     reason = standard_cell_reason(layer.cell)

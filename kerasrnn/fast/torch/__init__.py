@@ -36,6 +36,14 @@ enabled in PyTorch).
 
 from kerasrnn.fast.kinds import float_dtype_reason, kernel_kind, standard_cell_reason
 
+__all__ = [
+    "unsupported",
+    "unsupported_call",
+    "refused_call",
+    "cudnn_unsupported_call",
+    "run",
+]
+
 
 def unsupported(layer):
     cell = layer.cell
