@@ -216,7 +216,7 @@ def test_every_name_the_documentation_imports_or_names_resolves(path):
         except (ImportError, AttributeError) as error:
             unresolved.append(f"{reference}: {error!r}")
     assert not unresolved, f"{os.path.basename(path)}: " + "; ".join(unresolved)
-    if os.path.basename(path) == "README.md":  # the check has something to check
+    if path == os.path.join(ROOT, "README.md"):  # the check has something to check
         assert len(imports) >= 3 and len(references) >= 10
 
 
