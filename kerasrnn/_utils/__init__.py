@@ -2,3 +2,5 @@
 
 Nothing here is part of the public API.
 """
+
+__all__ = []

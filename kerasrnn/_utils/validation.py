@@ -10,6 +10,15 @@ import numbers
 import numpy as np
 from keras import activations
 
+__all__ = [
+    "is_integer",
+    "check_positive_int",
+    "check_int_at_least",
+    "check_rate",
+    "check_bool",
+    "get_activation",
+]
+
 
 def is_integer(value):
     """A Python or NumPy integer, and not a bool."""

@@ -23,13 +23,15 @@ from kerasrnn._utils.validation import (
     is_integer,
 )
 
+__all__ = ["RecurrentCell", "GatedCell"]
+
 try:  # Lets keras.layers.RNN pre-build our dropout masks outside its loop (JAX).
     from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell as _DropoutBase
 except ImportError:  # pragma: no cover - older/newer Keras layouts
     _DropoutBase = object
 
 
-class DropoutMasks(_DropoutBase):
+class _DropoutMasks(_DropoutBase):
     """One dropout mask per sequence, reused at every step (Gal & Ghahramani 2016).
 
     The masks are drawn on the first step of a sequence from the cell's
@@ -73,7 +75,7 @@ class DropoutMasks(_DropoutBase):
         self._recurrent_dropout_mask = None
 
 
-class RecurrentCell(keras.layers.Layer, DropoutMasks):
+class RecurrentCell(keras.layers.Layer, _DropoutMasks):
     """Base class of kerasrnn cells with `gates` fused weight blocks.
 
     Subclasses set `gates` (how many `units`-wide blocks the kernels hold),
@@ -240,10 +242,10 @@ class RecurrentCell(keras.layers.Layer, DropoutMasks):
         return {**base_config, **config}
 
 
-IMPLEMENTATION_VALUES = (0, 1, 2)
+_IMPLEMENTATION_VALUES = (0, 1, 2)
 
 
-def check_implementation(value):
+def _check_implementation(value):
     """Returns Keras's legacy `implementation` if it is 0, 1 or 2, else raises.
 
     `keras.layers.LSTMCell` and `GRUCell` take it (default 2) and keep it as
@@ -253,9 +255,9 @@ def check_implementation(value):
     way and compute the same function whatever it is, with one dropout mask
     shared by the gates.
     """
-    if not is_integer(value) or value not in IMPLEMENTATION_VALUES:
+    if not is_integer(value) or value not in _IMPLEMENTATION_VALUES:
         raise ValueError(
-            f"implementation must be one of {IMPLEMENTATION_VALUES}. "
+            f"implementation must be one of {_IMPLEMENTATION_VALUES}. "
             f"Received: implementation={value!r}"
         )
     return int(value)

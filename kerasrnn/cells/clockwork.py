@@ -8,8 +8,10 @@ from keras import ops
 
 from kerasrnn.cells.base import RecurrentCell
 
+__all__ = ["ClockworkRNNCell"]
 
-def check_periods(periods):
+
+def _check_periods(periods):
     """Returns `periods` as a tuple of positive, non-decreasing integers."""
     if isinstance(periods, (str, bytes)) or not hasattr(periods, "__iter__"):
         raise ValueError(
@@ -109,7 +111,7 @@ class ClockworkRNNCell(RecurrentCell):
 
     def __init__(self, units, periods=(1, 2, 4, 8), **kwargs):
         super().__init__(units, **kwargs)
-        self.periods = check_periods(periods)
+        self.periods = _check_periods(periods)
         if self.units % len(self.periods):
             raise ValueError(
                 f"units must be a multiple of the number of modules "

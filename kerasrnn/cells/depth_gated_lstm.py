@@ -7,6 +7,8 @@ from keras import initializers, ops
 from kerasrnn._utils.validation import check_bool, check_positive_int
 from kerasrnn.cells.base import GatedCell
 
+__all__ = ["DepthGatedLSTMCell"]
+
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
 class DepthGatedLSTMCell(GatedCell):

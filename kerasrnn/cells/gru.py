@@ -4,7 +4,9 @@ import keras
 from keras import ops
 
 from kerasrnn._utils.validation import check_bool
-from kerasrnn.cells.base import GatedCell, check_implementation
+from kerasrnn.cells.base import GatedCell, _check_implementation
+
+__all__ = ["GRUCell"]
 
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
@@ -81,7 +83,7 @@ class GRUCell(GatedCell):
     def __init__(self, units, reset_after=True, implementation=2, **kwargs):
         super().__init__(units, **kwargs)
         self.reset_after = check_bool("reset_after", reset_after)
-        self.implementation = check_implementation(implementation)
+        self.implementation = _check_implementation(implementation)
 
     def bias_shape(self):
         if self.reset_after:

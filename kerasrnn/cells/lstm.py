@@ -4,7 +4,9 @@ import keras
 from keras import initializers, ops
 
 from kerasrnn._utils.validation import check_bool
-from kerasrnn.cells.base import GatedCell, check_implementation
+from kerasrnn.cells.base import GatedCell, _check_implementation
+
+__all__ = ["VARIANTS", "LSTMCell"]
 
 # Greff et al.'s eight modifications of the vanilla (peephole) LSTM, plus
 # "vanilla" itself. They may be combined with "+", e.g. "nog+noaf".
@@ -14,7 +16,7 @@ _MODIFICATIONS = VARIANTS[1:]
 _GATE_NAMES = {"i": "input_gate", "f": "forget_gate", "o": "output_gate"}
 
 
-def parse_variant(variant):
+def _parse_variant(variant):
     """Returns `(canonical_name, modifications)` for an LSTM variant name.
 
     `variant` is one of `VARIANTS` or several modifications joined by `"+"`
@@ -208,8 +210,8 @@ class LSTMCell(GatedCell):
         **kwargs,
     ):
         super().__init__(units, **kwargs)
-        self.implementation = check_implementation(implementation)
-        self.variant, mods = parse_variant(variant)
+        self.implementation = _check_implementation(implementation)
+        self.variant, mods = _parse_variant(variant)
         if use_peepholes is not None and not isinstance(use_peepholes, bool):
             raise ValueError(
                 "use_peepholes must be True, False or None. "

@@ -5,6 +5,8 @@ from keras import ops
 
 from kerasrnn.cells.minimal import MinimalCell, g
 
+__all__ = ["MinLSTMCell"]
+
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
 class MinLSTMCell(MinimalCell):

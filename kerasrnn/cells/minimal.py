@@ -13,7 +13,9 @@ import keras
 from keras import constraints, initializers, ops, regularizers
 
 from kerasrnn._utils.validation import check_bool, check_positive_int, check_rate
-from kerasrnn.cells.base import DropoutMasks, RecurrentCell
+from kerasrnn.cells.base import RecurrentCell, _DropoutMasks
+
+__all__ = ["g", "MinimalCell"]
 
 
 def g(x):
@@ -28,7 +30,7 @@ def g(x):
     return ops.where(x >= 0, x + 0.5, ops.sigmoid(x))
 
 
-class MinimalCell(keras.layers.Layer, DropoutMasks):
+class MinimalCell(keras.layers.Layer, _DropoutMasks):
     """Base class of the minimal cells: `kernel (input_dim, gates * units)`
     and `bias (gates * units,)`, no recurrent kernel.
 

@@ -5,6 +5,8 @@ from keras import ops
 
 from kerasrnn.cells.base import RecurrentCell
 
+__all__ = ["SimpleRNNCell"]
+
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
 class SimpleRNNCell(RecurrentCell):

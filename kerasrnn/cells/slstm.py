@@ -6,7 +6,9 @@ from keras import initializers, ops
 from kerasrnn._utils.validation import check_bool, check_positive_int
 from kerasrnn.cells.base import RecurrentCell
 
-FORGET_GATES = ("sigmoid", "exp")
+__all__ = ["SLSTMCell"]
+
+_FORGET_GATES = ("sigmoid", "exp")
 
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
@@ -114,9 +116,9 @@ class SLSTMCell(RecurrentCell):
                 "num_heads must divide units into heads of equal size. "
                 f"Received: num_heads={num_heads!r} with units={units!r}"
             )
-        if forget_gate not in FORGET_GATES:
+        if forget_gate not in _FORGET_GATES:
             raise ValueError(
-                f"forget_gate must be one of {FORGET_GATES}. "
+                f"forget_gate must be one of {_FORGET_GATES}. "
                 f"Received: forget_gate={forget_gate!r}"
             )
         self.forget_gate = forget_gate

@@ -19,7 +19,16 @@ import logging
 
 import keras
 
-logger = logging.getLogger("kerasrnn.fast")
+__all__ = [
+    "FAST_PATH_VALUES",
+    "check_fast_path",
+    "backend_kernels",
+    "static_support",
+    "choose_path",
+    "run_fast_path",
+]
+
+_logger = logging.getLogger("kerasrnn.fast")
 
 FAST_PATH_VALUES = ("auto", True, False)
 # Each backend's kernel package (or None), imported once: layers ask on every

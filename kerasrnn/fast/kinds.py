@@ -2,6 +2,13 @@
 
 import keras
 
+__all__ = [
+    "activation_name",
+    "kernel_kind",
+    "standard_cell_reason",
+    "float_dtype_reason",
+]
+
 # The standard cell classes and their kind, filled on first use (the cells
 # import slowly and are looked up on every eager call of a layer).
 _KINDS = {}

@@ -40,7 +40,17 @@ Reference:
 import keras
 from keras import ops
 
-FORMS = ("scan", "sequential")
+__all__ = [
+    "combine",
+    "parallel_scan",
+    "sequential_scan",
+    "recurrence_states",
+    "adjoint_states",
+    "check_form",
+    "linear_recurrence",
+]
+
+_FORMS = ("scan", "sequential")
 
 
 def combine(earlier, later):
@@ -228,8 +238,8 @@ def adjoint_states(a, upstream, form, last=None):
 
 def check_form(form):
     """Returns `form` if it is `"scan"` or `"sequential"`, else raises."""
-    if not isinstance(form, str) or form not in FORMS:
-        raise ValueError(f"form must be one of {FORMS}. Received: form={form!r}")
+    if not isinstance(form, str) or form not in _FORMS:
+        raise ValueError(f"form must be one of {_FORMS}. Received: form={form!r}")
     return form
 
 

@@ -14,7 +14,7 @@ float32 rounding.
 A masked step keeps the previous state: it becomes the step
 `(a_t, b_t) = (1, 0)`, which keeps the recurrence linear.
 
-The gradient is written out (`sequence_states`): the adjoint recurrence
+The gradient is written out (`_sequence_states`): the adjoint recurrence
 `delta_t = dL/dh_t + a_{t+1} * delta_{t+1}` run by the same form, then the
 cell's `coefficients_vjp` for all steps at once and one matrix product for
 the weights' gradients; only `k`, `a` and the states are kept from the
@@ -39,8 +39,10 @@ from kerasrnn.fast.linear_recurrence import (
     recurrence_states,
 )
 
+__all__ = ["run"]
 
-def sequence_states(
+
+def _sequence_states(
     cell_class, x, h0, kernel, bias, step_mask, form, input_gradient, last_only=False
 ):
     """The states of a minimal cell over a time-major sequence, with the
@@ -184,7 +186,7 @@ def _shown_outputs(layer, step_mask):
 
 
 def _compiled(layer, form, last_only):
-    """`sequence_states` for `layer`'s cell class and `form`, compiled by XLA
+    """`_sequence_states` for `layer`'s cell class and `form`, compiled by XLA
     on TensorFlow. A cell's coefficients depend on `k` alone, so one
     function per cell class and form serves every layer (and XLA compiles
     it once per input shape)."""
@@ -194,7 +196,7 @@ def _compiled(layer, form, last_only):
         backend = keras.backend.backend()
 
         def states(x, h0, kernel, bias, step_mask, input_gradient=True):
-            return sequence_states(
+            return _sequence_states(
                 cell_class,
                 x,
                 h0,

@@ -17,9 +17,11 @@ from kerasrnn.fast import check_fast_path, choose_path, run_fast_path, static_su
 from kerasrnn.fast.dispatch import backend_kernels
 from kerasrnn.fast.kinds import standard_cell_reason
 
+__all__ = ["RecurrentLayer"]
+
 # Arguments that belong to the sequence layer; every other keyword argument
 # of the constructor is passed on to the cell, which validates it.
-LAYER_ARGUMENTS = (
+_LAYER_ARGUMENTS = (
     "return_sequences",
     "return_state",
     "go_backwards",
@@ -34,17 +36,17 @@ LAYER_ARGUMENTS = (
     "input_shape",
     "zero_output_for_mask",
 )
-USE_CUDNN_VALUES = ("auto", True, False)
+_USE_CUDNN_VALUES = ("auto", True, False)
 _logger = logging.getLogger("kerasrnn.fast")
 # Keys of a cell's config that describe the cell object, not the layer's
 # hyperparameters.
 _CELL_OBJECT_KEYS = ("name", "trainable", "dtype")
 
 
-def check_use_cudnn(value):
+def _check_use_cudnn(value):
     """Returns `value` if it is `"auto"`, `True` or `False`, else raises."""
     if not any(
-        value is v or (isinstance(v, str) and value == v) for v in USE_CUDNN_VALUES
+        value is v or (isinstance(v, str) and value == v) for v in _USE_CUDNN_VALUES
     ):
         raise ValueError(
             f'use_cudnn must be "auto", True or False. Received: use_cudnn={value!r}'
@@ -52,7 +54,7 @@ def check_use_cudnn(value):
     return value
 
 
-def cudnn_cell_reason(layer):
+def _cudnn_cell_reason(layer):
     """Why no cuDNN kernel can ever compute `layer` (a string), or `None`:
     what its constructor fixes, on any backend and device."""
     cell = layer.cell
@@ -71,7 +73,7 @@ def cudnn_cell_reason(layer):
     return reason
 
 
-def cell_property(name):
+def _cell_property(name):
     """A read-only layer attribute that forwards to the cell's `name`."""
     return property(lambda self: getattr(self.cell, name), doc=f"The cell's `{name}`.")
 
@@ -145,8 +147,8 @@ class RecurrentLayer(keras.layers.RNN):
     ):
         fast_path = check_fast_path(fast_path)
         if self.takes_use_cudnn:
-            use_cudnn = check_use_cudnn(kwargs.pop("use_cudnn", "auto"))
-        layer_kwargs = {k: kwargs.pop(k) for k in LAYER_ARGUMENTS if k in kwargs}
+            use_cudnn = _check_use_cudnn(kwargs.pop("use_cudnn", "auto"))
+        layer_kwargs = {k: kwargs.pop(k) for k in _LAYER_ARGUMENTS if k in kwargs}
         for flag, value in (
             ("return_sequences", return_sequences),
             ("return_state", return_state),
@@ -210,7 +212,7 @@ class RecurrentLayer(keras.layers.RNN):
                 f"{cell.use_peepholes} is not cuDNN's LSTM"
             )
         elif use_cudnn is True:
-            reason = cudnn_cell_reason(self)
+            reason = _cudnn_cell_reason(self)
         else:
             reason = None
         if reason is None:
@@ -225,21 +227,21 @@ class RecurrentLayer(keras.layers.RNN):
         return False
 
     # Hyperparameters live on the cell; read them from the layer as in Keras.
-    units = cell_property("units")
-    activation = cell_property("activation")
-    use_bias = cell_property("use_bias")
-    kernel_initializer = cell_property("kernel_initializer")
-    recurrent_initializer = cell_property("recurrent_initializer")
-    bias_initializer = cell_property("bias_initializer")
-    kernel_regularizer = cell_property("kernel_regularizer")
-    recurrent_regularizer = cell_property("recurrent_regularizer")
-    bias_regularizer = cell_property("bias_regularizer")
-    kernel_constraint = cell_property("kernel_constraint")
-    recurrent_constraint = cell_property("recurrent_constraint")
-    bias_constraint = cell_property("bias_constraint")
-    dropout = cell_property("dropout")
-    recurrent_dropout = cell_property("recurrent_dropout")
-    seed = cell_property("seed")
+    units = _cell_property("units")
+    activation = _cell_property("activation")
+    use_bias = _cell_property("use_bias")
+    kernel_initializer = _cell_property("kernel_initializer")
+    recurrent_initializer = _cell_property("recurrent_initializer")
+    bias_initializer = _cell_property("bias_initializer")
+    kernel_regularizer = _cell_property("kernel_regularizer")
+    recurrent_regularizer = _cell_property("recurrent_regularizer")
+    bias_regularizer = _cell_property("bias_regularizer")
+    kernel_constraint = _cell_property("kernel_constraint")
+    recurrent_constraint = _cell_property("recurrent_constraint")
+    bias_constraint = _cell_property("bias_constraint")
+    dropout = _cell_property("dropout")
+    recurrent_dropout = _cell_property("recurrent_dropout")
+    seed = _cell_property("seed")
 
     def _check_sequences_shape(self, shape):
         shape = tuple(shape)

@@ -4,7 +4,9 @@ import keras
 from keras import ops
 
 from kerasrnn.cells.clockwork import ClockworkRNNCell
-from kerasrnn.layers.base import RecurrentLayer, cell_property
+from kerasrnn.layers.base import RecurrentLayer, _cell_property
+
+__all__ = ["ClockworkRNN"]
 
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
@@ -65,7 +67,7 @@ class ClockworkRNN(RecurrentLayer):
     cell_class = ClockworkRNNCell
     cell_name = "clockwork_rnn_cell"
 
-    periods = cell_property("periods")
+    periods = _cell_property("periods")
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
         if initial_state is not None:

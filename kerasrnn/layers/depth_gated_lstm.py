@@ -3,7 +3,9 @@
 import keras
 
 from kerasrnn.cells.depth_gated_lstm import DepthGatedLSTMCell
-from kerasrnn.layers.base import RecurrentLayer, cell_property
+from kerasrnn.layers.base import RecurrentLayer, _cell_property
+
+__all__ = ["DepthGatedLSTM"]
 
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
@@ -67,8 +69,8 @@ class DepthGatedLSTM(RecurrentLayer):
     cell_class = DepthGatedLSTMCell
     cell_name = "depth_gated_lstm_cell"
 
-    depth = cell_property("depth")
-    use_peepholes = cell_property("use_peepholes")
-    recurrent_activation = cell_property("recurrent_activation")
-    unit_forget_bias = cell_property("unit_forget_bias")
-    peephole_initializer = cell_property("peephole_initializer")
+    depth = _cell_property("depth")
+    use_peepholes = _cell_property("use_peepholes")
+    recurrent_activation = _cell_property("recurrent_activation")
+    unit_forget_bias = _cell_property("unit_forget_bias")
+    peephole_initializer = _cell_property("peephole_initializer")

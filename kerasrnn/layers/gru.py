@@ -3,7 +3,9 @@
 import keras
 
 from kerasrnn.cells.gru import GRUCell
-from kerasrnn.layers.base import RecurrentLayer, cell_property
+from kerasrnn.layers.base import RecurrentLayer, _cell_property
+
+__all__ = ["GRU"]
 
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
@@ -76,5 +78,5 @@ class GRU(RecurrentLayer, keras.layers.GRU):
     cell_name = "gru_cell"
     takes_use_cudnn = True
 
-    recurrent_activation = cell_property("recurrent_activation")
-    reset_after = cell_property("reset_after")
+    recurrent_activation = _cell_property("recurrent_activation")
+    reset_after = _cell_property("reset_after")

@@ -3,7 +3,9 @@
 import keras
 
 from kerasrnn.cells.lstm import LSTMCell
-from kerasrnn.layers.base import RecurrentLayer, cell_property
+from kerasrnn.layers.base import RecurrentLayer, _cell_property
+
+__all__ = ["LSTM"]
 
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
@@ -100,8 +102,8 @@ class LSTM(RecurrentLayer, keras.layers.LSTM):
     cell_name = "lstm_cell"
     takes_use_cudnn = True
 
-    recurrent_activation = cell_property("recurrent_activation")
-    unit_forget_bias = cell_property("unit_forget_bias")
-    variant = cell_property("variant")
-    use_peepholes = cell_property("use_peepholes")
-    peephole_initializer = cell_property("peephole_initializer")
+    recurrent_activation = _cell_property("recurrent_activation")
+    unit_forget_bias = _cell_property("unit_forget_bias")
+    variant = _cell_property("variant")
+    use_peepholes = _cell_property("use_peepholes")
+    peephole_initializer = _cell_property("peephole_initializer")

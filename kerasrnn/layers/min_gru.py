@@ -5,6 +5,8 @@ import keras
 from kerasrnn.cells.min_gru import MinGRUCell
 from kerasrnn.layers.minimal import MinimalLayer
 
+__all__ = ["MinGRU"]
+
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
 class MinGRU(MinimalLayer):

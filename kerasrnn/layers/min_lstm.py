@@ -5,6 +5,8 @@ import keras
 from kerasrnn.cells.min_lstm import MinLSTMCell
 from kerasrnn.layers.minimal import MinimalLayer
 
+__all__ = ["MinLSTM"]
+
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
 class MinLSTM(MinimalLayer):

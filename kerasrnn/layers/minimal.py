@@ -25,14 +25,16 @@ import keras
 from kerasrnn.fast.min_rnn import run as run_whole_sequence
 from kerasrnn.layers.base import RecurrentLayer
 
-FAST_PATH_VALUES = ("auto", True, False, "scan", "sequential")
+__all__ = ["MinimalLayer"]
+
+_FAST_PATH_VALUES = ("auto", True, False, "scan", "sequential")
 _FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
-def check_fast_path(value):
-    """Returns `value` if it is one of `FAST_PATH_VALUES`, else raises."""
+def _check_fast_path(value):
+    """Returns `value` if it is one of `_FAST_PATH_VALUES`, else raises."""
     if not any(
-        value is v or (isinstance(v, str) and value == v) for v in FAST_PATH_VALUES
+        value is v or (isinstance(v, str) and value == v) for v in _FAST_PATH_VALUES
     ):
         raise ValueError(
             'fast_path must be "auto", True, False, "scan" or "sequential". '
@@ -41,7 +43,7 @@ def check_fast_path(value):
     return value
 
 
-def on_accelerator(sequences):
+def _on_accelerator(sequences):
     """Whether the backend runs `sequences` on a GPU or TPU."""
     backend = keras.backend.backend()
     if backend == "tensorflow":
@@ -82,7 +84,7 @@ class MinimalLayer(RecurrentLayer):
     """
 
     def __init__(self, units, fast_path="auto", **kwargs):
-        check_fast_path(fast_path)
+        _check_fast_path(fast_path)
         super().__init__(units, **kwargs)
         self.fast_path = fast_path
         if fast_path is not False and fast_path != "auto":
@@ -131,7 +133,7 @@ class MinimalLayer(RecurrentLayer):
                     f'"sequential". Received: inputs.shape={tuple(sequences.shape)}'
                 )
             return setting, f"fast_path={setting!r}"
-        accelerator = on_accelerator(sequences)
+        accelerator = _on_accelerator(sequences)
         device = "a GPU" if accelerator else "a CPU"
         if setting == "auto" and keras.backend.backend() == "tensorflow":
             import tensorflow as tf

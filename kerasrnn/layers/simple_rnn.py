@@ -5,6 +5,8 @@ import keras
 from kerasrnn.cells.simple_rnn import SimpleRNNCell
 from kerasrnn.layers.base import RecurrentLayer
 
+__all__ = ["SimpleRNN"]
+
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
 class SimpleRNN(RecurrentLayer, keras.layers.SimpleRNN):

@@ -3,7 +3,9 @@
 import keras
 
 from kerasrnn.cells.slstm import SLSTMCell
-from kerasrnn.layers.base import RecurrentLayer, cell_property
+from kerasrnn.layers.base import RecurrentLayer, _cell_property
+
+__all__ = ["SLSTM"]
 
 
 @keras.saving.register_keras_serializable(package="kerasrnn")
@@ -72,6 +74,6 @@ class SLSTM(RecurrentLayer):
     cell_class = SLSTMCell
     cell_name = "slstm_cell"
 
-    num_heads = cell_property("num_heads")
-    forget_gate = cell_property("forget_gate")
-    unit_forget_bias = cell_property("unit_forget_bias")
+    num_heads = _cell_property("num_heads")
+    forget_gate = _cell_property("forget_gate")
+    unit_forget_bias = _cell_property("unit_forget_bias")

@@ -20,8 +20,11 @@ about as long as one readable call after the process's first).
 
 from kerasrnn.fast.kinds import float_dtype_reason, standard_cell_reason
 
+__all__ = ["unsupported", "unsupported_call", "fast_call_reason", "run"]
+
 
 def unsupported(layer):
+    """Why the JAX kernels can never run `layer` (a string), or `None`."""
     reason = standard_cell_reason(layer.cell)
     if reason is None and layer.unroll:
         reason = "unroll=True asks for the unrolled step-by-step loop"
@@ -29,10 +32,13 @@ def unsupported(layer):
 
 
 def unsupported_call(layer, sequences, mask):
+    """`None`: the JAX kernels take every call their constructor allows."""
     return None
 
 
 def fast_call_reason(layer, sequences, mask):
+    """`None` inside a JAX trace, else why this eager call runs the jitted
+    kernels (a string, shown as `layer.last_path_reason`)."""
     import jax
 
     if isinstance(sequences, jax.core.Tracer):
@@ -44,6 +50,8 @@ def fast_call_reason(layer, sequences, mask):
 
 
 def run(layer, sequences, initial_state, mask, training):
+    """Runs the layer's sequence through the fused kernels; returns
+    `(last_output, outputs, states)` as `keras.layers.RNN.inner_loop` does."""
     from kerasrnn.fast.jax.runner import run as run_jax
 
     return run_jax(layer, sequences, initial_state, mask, training)

@@ -43,6 +43,8 @@ from kerasrnn.fast.jax.sequence_op import (
     write_step,
 )
 
+__all__ = ["gru_sequence"]
+
 
 def _forward(
     x,

@@ -52,6 +52,8 @@ from kerasrnn.fast.jax.sequence_op import (
     write_step,
 )
 
+__all__ = ["lstm_sequence"]
+
 
 def _forward(x, h0, c0, stacked_kernel, bias, mask, recurrent_mask, sequences, save):
     """The recurrence; returns `(outputs, saved)`, `saved` being `None`
@@ -171,7 +173,7 @@ def _lstm_backward(sequences, residuals, grads):
 _lstm.defvjp(_lstm_forward, _lstm_backward)
 
 
-def gate_scale(units, dtype):
+def _gate_scale(units, dtype):
     """The column scaling `[1/2, 1/2, 1, 1/2]` that turns sigmoid gates into
     halves of one tanh."""
     half = jnp.full((units,), 0.5, dtype)
@@ -218,7 +220,7 @@ def _lstm_sequence_impl(
     units = h0.shape[-1]
     if bias is None:
         bias = jnp.zeros((4 * units,), x.dtype)
-    scale = gate_scale(units, x.dtype)
+    scale = _gate_scale(units, x.dtype)
     # One copy of the weights, read by every step.
     stacked_kernel = jnp.concatenate([kernel, recurrent_kernel], axis=0) * scale
     return _lstm(

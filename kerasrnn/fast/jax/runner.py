@@ -8,6 +8,8 @@ import keras
 from kerasrnn.fast.jax import gru, lstm, simple_rnn
 from kerasrnn.fast.kinds import activation_name, kernel_kind
 
+__all__ = ["run"]
+
 
 def _array(value, dtype):
     """`value` (a tensor or a Keras variable) as a JAX array of `dtype`."""

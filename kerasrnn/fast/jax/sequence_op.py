@@ -44,6 +44,19 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+__all__ = [
+    "time_loop",
+    "at_step",
+    "write_step",
+    "step_input",
+    "previous_step",
+    "split_by_mask",
+    "keep_masked",
+    "chunk_steps",
+    "backward_in_chunks",
+    "compiled",
+]
+
 
 def time_loop(body, steps, carry, reverse=False):
     """Runs `carry = body(t, carry)` for `t = 0, ..., steps - 1` (or
@@ -79,12 +92,6 @@ def step_input(x, t):
 def previous_step(sequence, t, first):
     """`sequence[t - 1]`, or `first` at `t = 0`: the state step `t` saw."""
     return jnp.where(t > 0, at_step(sequence, jnp.maximum(t - 1, 0)), first)
-
-
-def shifted(states, first):
-    """The states that each step saw, `[first, states[0], ..., states[-2]]`,
-    time-major."""
-    return jnp.concatenate([first[None], states[:-1]], axis=0)
 
 
 def split_by_mask(step_mask, grad):

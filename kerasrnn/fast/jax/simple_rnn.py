@@ -39,6 +39,8 @@ from kerasrnn.fast.jax.sequence_op import (
     write_step,
 )
 
+__all__ = ["simple_rnn_sequence"]
+
 _ACTIVATIONS = {
     "tanh": jnp.tanh,
     # as one tanh, which XLA:CPU computes several times faster than its

@@ -16,6 +16,8 @@ The backend package contract, shared with `kerasrnn.fast.jax` and
 
 from kerasrnn.fast.kinds import float_dtype_reason, standard_cell_reason
 
+__all__ = ["unsupported", "unsupported_call", "run"]
+
 
 def unsupported(layer):
     """Why the TensorFlow kernels can never run `layer` (a string), or `None`."""

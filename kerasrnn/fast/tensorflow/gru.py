@@ -29,6 +29,8 @@ from kerasrnn.fast.tensorflow.sequence_op import (
     transposed,
 )
 
+__all__ = ["gru_sequence"]
+
 
 def _forward(
     x,

@@ -50,6 +50,8 @@ from kerasrnn.fast.tensorflow.sequence_op import (
     transposed,
 )
 
+__all__ = ["chunk_steps", "lstm_sequence"]
+
 
 def _forward(
     x,
@@ -245,7 +247,7 @@ def _make_kernel(sequences):
     return forward, backward
 
 
-def gate_scale(units, dtype):
+def _gate_scale(units, dtype):
     """The column scaling `[1/2, 1/2, 1, 1/2]` that turns sigmoid gates into
     halves of one tanh."""
     half = tf.fill([units], tf.constant(0.5, dtype))
@@ -289,7 +291,7 @@ def lstm_sequence(
     if bias is None:
         bias = tf.zeros([4 * h0.shape[-1]], x.dtype)
     # One copy of the weights, read by every step and every batch slice.
-    scale = gate_scale(h0.shape[-1], x.dtype)
+    scale = _gate_scale(h0.shape[-1], x.dtype)
     stacked_kernel = tf.concat([kernel, recurrent_kernel], axis=0) * scale
     inputs = (x, h0, c0, stacked_kernel, bias * scale)
     forward, backward = _make_kernel(sequences)

@@ -9,6 +9,8 @@ from kerasrnn.fast.kinds import activation_name, kernel_kind
 from kerasrnn.fast.tensorflow import gru, lstm, simple_rnn
 from kerasrnn.fast.tensorflow.sequence_op import batch_groups, training_slices
 
+__all__ = ["run"]
+
 
 def run(layer, sequences, initial_state, mask, training):
     """The fast equivalent of `keras.layers.RNN.inner_loop`.

@@ -28,14 +28,26 @@ import os
 
 import tensorflow as tf
 
+__all__ = [
+    "compiled",
+    "sequence_op",
+    "batch_groups",
+    "training_slices",
+    "split_by_mask",
+    "time_loop",
+    "transposed",
+    "chunk_gradients",
+    "previous_step",
+]
+
 # KERASRNN_FAST_XLA=0 runs the same kernels as plain TensorFlow graphs
 # (kept for measurements and as an escape hatch).
-USE_XLA = os.environ.get("KERASRNN_FAST_XLA", "1") != "0"
+_USE_XLA = os.environ.get("KERASRNN_FAST_XLA", "1") != "0"
 
 
 def compiled(fn):
-    """`fn` as a `tf.function`, XLA-compiled unless `USE_XLA` is off."""
-    return tf.function(fn, jit_compile=USE_XLA)
+    """`fn` as a `tf.function`, XLA-compiled unless `_USE_XLA` is off."""
+    return tf.function(fn, jit_compile=_USE_XLA)
 
 
 def sequence_op(
@@ -149,7 +161,7 @@ def _watched(tensor):
 
 
 # The fewest batch rows worth a kernel call of their own.
-MIN_GROUP_ROWS = 8
+_MIN_GROUP_ROWS = 8
 
 
 def batch_groups(batch_size, most=None):
@@ -173,7 +185,7 @@ def batch_groups(batch_size, most=None):
     threads = tf.config.threading.get_intra_op_parallelism_threads()
     groups = threads or os.cpu_count() or 1
     if batch_size is not None:
-        groups = min(groups, batch_size // MIN_GROUP_ROWS)
+        groups = min(groups, batch_size // _MIN_GROUP_ROWS)
     if most is not None:
         groups = min(groups, most)
     return max(1, groups)
@@ -192,7 +204,7 @@ def training_slices(batch, timesteps, features, units, gates=1):
     T=100: two slices at 128 units for each kernel, one at 512 units (where
     the LSTM's slice would add 8.5 MiB, and where one slice also trained as
     fast as two, measured). A `batch` of `None` (known only at run time) is
-    taken as `MIN_GROUP_ROWS` rows per slice; an unknown number of
+    taken as `_MIN_GROUP_ROWS` rows per slice; an unknown number of
     `timesteps` gets one slice.
     """
     if timesteps is None:
@@ -201,7 +213,7 @@ def training_slices(batch, timesteps, features, units, gates=1):
     if batch is not None:
         return 1 + timesteps * batch * features // per_slice
     # g slices of the smallest size: (g - 1) per_slice <= g per_rows.
-    per_rows = timesteps * MIN_GROUP_ROWS * features
+    per_rows = timesteps * _MIN_GROUP_ROWS * features
     if per_slice <= per_rows:
         return None
     return max(1, per_slice // (per_slice - per_rows))

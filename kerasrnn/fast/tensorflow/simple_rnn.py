@@ -48,6 +48,8 @@ from kerasrnn.fast.tensorflow.sequence_op import (
     transposed,
 )
 
+__all__ = ["checkpoint_interval", "simple_rnn_sequence"]
+
 _ACTIVATIONS = {
     "tanh": tf.tanh,
     "sigmoid": tf.sigmoid,

@@ -36,8 +36,17 @@ enabled in PyTorch).
 
 from kerasrnn.fast.kinds import float_dtype_reason, kernel_kind, standard_cell_reason
 
+__all__ = [
+    "unsupported",
+    "unsupported_call",
+    "refused_call",
+    "cudnn_unsupported_call",
+    "run",
+]
+
 
 def unsupported(layer):
+    """Why PyTorch's fused kernels can never run `layer` (a string), or `None`."""
     cell = layer.cell
     reason = standard_cell_reason(cell, simple_rnn_activations=("tanh", "relu"))
     if reason is None and kernel_kind(cell) == "gru" and not cell.reset_after:
@@ -51,10 +60,13 @@ def unsupported(layer):
 
 
 def unsupported_call(layer, sequences, mask):
+    """`None`: PyTorch runs eagerly, so `"auto"` takes every call it can compute."""
     return None
 
 
 def refused_call(layer, sequences, mask, training):
+    """Why PyTorch's kernels cannot compute this call (a string: recurrent
+    dropout in training, a mask not padded on the right), or `None`."""
     if training and layer.cell.recurrent_dropout > 0:
         return (
             "recurrent_dropout > 0 when training: PyTorch's fused kernels take "
@@ -89,6 +101,8 @@ def cudnn_unsupported_call(layer, sequences, mask):
 
 
 def run(layer, sequences, initial_state, mask, training):
+    """Runs the layer's sequence through PyTorch's fused kernels; returns
+    `(last_output, outputs, states)` as `keras.layers.RNN.inner_loop` does."""
     from kerasrnn.fast.torch.runner import run as run_torch
 
     return run_torch(layer, sequences, initial_state, mask, training)

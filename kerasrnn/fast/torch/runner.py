@@ -22,6 +22,8 @@ import torch
 from kerasrnn.fast.kinds import activation_name, kernel_kind
 from kerasrnn.fast.torch.weights import kernel_function, torch_parameters
 
+__all__ = ["right_padded_lengths", "run"]
+
 
 def right_padded_lengths(mask):
     """The number of valid steps of each sample, `(batch,)`, if `mask`

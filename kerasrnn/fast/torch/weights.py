@@ -32,6 +32,8 @@ writes the same mapping into state dicts, with NumPy.
 
 import torch
 
+__all__ = ["kernel_function", "torch_parameters"]
+
 # The fused kernel of each cell kind (the SimpleRNN's depends on its activation).
 _KERNELS = {"lstm": torch._VF.lstm, "gru": torch._VF.gru}
 _SIMPLE_RNN_KERNELS = {"tanh": torch._VF.rnn_tanh, "relu": torch._VF.rnn_relu}
