@@ -28,10 +28,17 @@ import numpy as np
 __all__ = [
     "BUILTIN_TEXT",
     "TINYSHAKESPEARE",
+    "CharBatches",
+    "CharCorpus",
     "CharData",
     "bits_per_character",
     "char_windows",
     "load_text",
+    "char_corpus",
+    "contiguous_windows",
+    "cross_entropy_bits",
+    "decode",
+    "encode",
 ]
 
 TINYSHAKESPEARE = "tinyshakespeare.txt"

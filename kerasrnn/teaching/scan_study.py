@@ -28,6 +28,31 @@ from keras import ops
 
 import kerasrnn
 
+__all__ = [
+    "TIMING_KINDS",
+    "LABELS",
+    "TASK_CELLS",
+    "CELL_LAYERS",
+    "combine",
+    "loop",
+    "scan_by_pairs",
+    "depth_and_work",
+    "FeedForwardPart",
+    "make_layer",
+    "TrainingStep",
+    "time_training_steps",
+    "growth_exponents",
+    "time_versus_length",
+    "timing_table",
+    "plot_step_times",
+    "plot_depth_and_work",
+    "check_cells",
+    "build_model",
+    "train_cell",
+    "task_table",
+    "plot_gradient_profiles",
+]
+
 # The configuration of the issue's speed target: a batch of 64 sequences of
 # 32 features into 128 units.
 BATCH, FEATURES, UNITS = 64, 32, 128
@@ -467,6 +492,8 @@ CELL_LAYERS = {
 
 
 def check_cells(cells):
+    """`cells` as a list, after checking each names a layer of the study
+    (`CELL_LAYERS`); a `ValueError` naming the argument otherwise."""
     cells = list(cells)
     unknown = [c for c in cells if c not in CELL_LAYERS]
     if not cells or unknown:
