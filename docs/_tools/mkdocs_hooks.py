@@ -50,6 +50,8 @@ TUTORIAL_ORDER = (
     "lstm_variants",
     "imdb_sentiment",
     "imdb_predict",
+    "char_rnn",
+    "parallel_scan",
 )
 API_SECTION = "API reference"
 TUTORIALS_SECTION = "Tutorials"
