@@ -13,9 +13,10 @@ draws, a cell that shows the figures the run wrote.
     python docs/_tools/make_notebooks.py --execute vanishing_gradients \\
         --flags "--seed 0"                       # run it, keep the outputs
 
-A notebook whose cells are unchanged keeps its outputs when regenerated; a
-changed one is written without outputs (they would belong to other code)
-until it is executed again. `--execute` runs the notebook with nbclient in
+A notebook whose cells are unchanged keeps its outputs when regenerated, and
+so does one whose script changed only in its prose (the same code made
+them); one whose code changed is written without outputs (they would belong
+to other code) until it is executed again. `--execute` runs the notebook with nbclient in
 the repository root (so `runs/...` and `../shared/data` mean what they mean
 for the script) and records the flags, the wall time, the date and the
 machine in the notebook's metadata under `"kerasrnn"`.
@@ -197,14 +198,37 @@ def stale_notebooks():
     return stale + sorted(orphans)
 
 
+def _code_sources(notebook):
+    return [cell.source for cell in notebook.cells if cell.cell_type == "code"]
+
+
+def _keep_outputs(old, fresh):
+    """`fresh` with the outputs (and execution record) of `old` when only
+    their prose differs: the same code in the same order produced them."""
+    if _code_sources(old) != _code_sources(fresh):
+        return fresh
+    old_code = [cell for cell in old.cells if cell.cell_type == "code"]
+    fresh_code = [cell for cell in fresh.cells if cell.cell_type == "code"]
+    for before, after in zip(old_code, fresh_code):
+        after.outputs = before.get("outputs", [])
+        after.execution_count = before.get("execution_count")
+    if "kerasrnn" in old.metadata:
+        fresh.metadata["kerasrnn"] = old.metadata["kerasrnn"]
+    return fresh
+
+
 def update_all():
-    """Writes every stale notebook; returns the paths written."""
+    """Writes every stale notebook; returns the paths written. A notebook
+    whose script changed only in its prose keeps its outputs."""
     written = []
     for script in tutorial_scripts():
         path = notebook_path(script)
         fresh = generate(script)
-        if os.path.exists(path) and sources(read(path)) == sources(fresh):
-            continue
+        if os.path.exists(path):
+            old = read(path)
+            if sources(old) == sources(fresh):
+                continue
+            fresh = _keep_outputs(old, fresh)
         write(fresh, path)
         written.append(path)
     return written

@@ -129,7 +129,17 @@ def test_stale_and_orphan_notebooks_are_reported_and_outputs_kept_when_fresh(
     assert make_notebooks.update_all() == []
     assert make_notebooks.read(path).cells[1].outputs[0].text == "ran\n"
 
-    # A changed script makes the notebook stale; regenerating drops outputs.
+    # Changed prose makes the notebook stale; the unchanged code keeps the
+    # outputs it made.
+    script.write_text(SMALL_SCRIPT.replace("Some *prose*", "Some more *prose*"))
+    assert make_notebooks.stale_notebooks() == [path]
+    assert make_notebooks.update_all() == [path]
+    reworded = make_notebooks.read(path)
+    assert any("Some more *prose*" in c.source for c in reworded.cells)
+    assert reworded.cells[1].outputs[0].text == "ran\n"
+    assert make_notebooks.stale_notebooks() == []
+
+    # Changed code makes the notebook stale; regenerating drops outputs.
     script.write_text(SMALL_SCRIPT.replace("X = 1", "X = 2"))
     assert make_notebooks.stale_notebooks() == [path]
     assert make_notebooks.main(["--check"]) == 1
