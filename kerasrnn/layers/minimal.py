@@ -22,6 +22,7 @@ import logging
 
 import keras
 
+from kerasrnn.export import choose_export_path, export_target
 from kerasrnn.fast.min_rnn import run as run_whole_sequence
 from kerasrnn.layers.base import RecurrentLayer
 
@@ -77,6 +78,11 @@ class MinimalLayer(RecurrentLayer):
     - `True`: the whole-sequence form that fits the device, also eagerly.
     - `"scan"` or `"sequential"`: that form, forced, on any device.
     - `False`: the readable step loop.
+
+    While `model.export` traces the layer for `"onnx"` or `"litert"` (any
+    format on JAX and torch), `fast_path` is set aside for the export graph
+    of `kerasrnn.export` (`last_path` `"export"` or `"readable"`): no
+    converter reads the compiled whole-sequence function.
 
     After a call, `last_path` is `"scan"`, `"sequential"` or `"readable"`
     and `last_path_reason` says why (also logged at DEBUG on
@@ -162,6 +168,15 @@ class MinimalLayer(RecurrentLayer):
         return path, f"{prefix}: {why}"
 
     def inner_loop(self, sequences, initial_state, mask, training=False):
+        export_format = export_target()
+        if (
+            export_format is not None
+            and choose_export_path(self, export_format, mask) is not None
+        ):
+            # Traced for ONNX or LiteRT, or on JAX or torch for any format:
+            # the export graph of `RecurrentLayer`, never the compiled
+            # whole-sequence function, which no converter reads.
+            return super().inner_loop(sequences, initial_state, mask, training)
         path, reason = self.choose_path(sequences)
         self.last_path, self.last_path_reason = path, reason
         logging.getLogger("kerasrnn.fast").debug(

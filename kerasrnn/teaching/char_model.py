@@ -36,8 +36,18 @@ CELLS = {
     "lstm": kerasrnn.LSTM,
     "gru": kerasrnn.GRU,
     "simple_rnn": kerasrnn.SimpleRNN,
+    "min_gru": kerasrnn.MinGRU,
+    "min_lstm": kerasrnn.MinLSTM,
+    "slstm": kerasrnn.SLSTM,
 }
-CELL_LABELS = {"lstm": "LSTM", "gru": "GRU", "simple_rnn": "SimpleRNN (tanh)"}
+CELL_LABELS = {
+    "lstm": "LSTM",
+    "gru": "GRU",
+    "simple_rnn": "SimpleRNN (tanh)",
+    "min_gru": "minGRU",
+    "min_lstm": "minLSTM",
+    "slstm": "sLSTM",
+}
 # Target value the loss skips (Keras's `ignore_class`).
 IGNORE = -1
 # Name of the first recurrent layer (the next ones: "recurrent_2", ...).

@@ -281,9 +281,11 @@ SERVE_WITHOUT_KERASRNN = textwrap.dedent(
 
 
 @tensorflow_only
-def test_exported_generator_serves_without_kerasrnn(tmp_path):
-    # Two LSTM layers: several layers, each with two states, in one flat state.
-    model, generator = make_generator("lstm", num_layers=2)
+@pytest.mark.parametrize("cell", ["lstm", "min_gru", "slstm"])
+def test_exported_generator_serves_without_kerasrnn(cell, tmp_path):
+    # Two layers: several layers, each with its states (LSTM two, minGRU
+    # one, sLSTM four), in one flat state.
+    model, generator = make_generator(cell, num_layers=2)
     path = export_generator(generator, tmp_path / "generator")
     script = tmp_path / "serve.py"
     script.write_text(SERVE_WITHOUT_KERASRNN)
