@@ -301,6 +301,7 @@ RUNNABLE = (
     "guide/gradients.md",
     "guide/resuming.md",
     "guide/speed.md",
+    "guide/modern_cells.md",
 )
 
 
