@@ -70,6 +70,7 @@ defines the flags and refuses bad values before anything is read.
 """
 
 DEFAULTS = {
+    "output_dir": "runs/imdb_sentiment",  # results, models and figures
     "vocabulary_size": 40000,  # words kept (ids 0, 1: padding, unknown)
     "max_length": 400,  # tokens per review in training (the median review has ~180)
     "head_length": 0,  # of those, taken from the start; the rest from the end

@@ -102,7 +102,9 @@ def notebook_path(script):
 
 
 def _default_output_dir(source):
-    match = re.search(r'output_dir="([^"]+)"', source)
+    """The `--output-dir` default the script names: `output_dir="runs/x"` (a
+    keyword) or `"output_dir": "runs/x"` (an entry of a defaults dict)."""
+    match = re.search(r'output_dir"?\s*[=:]\s*"([^"]+)"', source)
     return match.group(1) if match else None
 
 

@@ -173,6 +173,34 @@ def test_notebook_matches_its_script(script):
     )
 
 
+def _parsed_output_dir(script):
+    """The `--output-dir` the script itself parses when given no flags."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"_tutorial_{name_of(script)}", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    parsed = module.parse_args([])
+    return (parsed[0] if isinstance(parsed, tuple) else parsed).output_dir
+
+
+@pytest.mark.parametrize(
+    "script",
+    [s for s in SCRIPTS if ".png" in open(s, encoding="utf-8").read()],
+    ids=name_of,
+)
+def test_a_tutorial_that_writes_figures_shows_them_from_its_output_dir(script):
+    """The generator finds the figures' folder the script really writes to
+    (its parsed `--output-dir` default), wherever the script names it."""
+    with open(script, encoding="utf-8") as f:
+        source = f.read()
+    cells = make_notebooks.cells_for(script)
+    assert ("markdown", "## The figures of this run") in cells
+    found = make_notebooks._default_output_dir(source)
+    assert found == _parsed_output_dir(script)
+    assert f'default="{found}"' in cells[-1][1]
+
+
 @pytest.mark.parametrize("script", SCRIPTS, ids=name_of)
 def test_recorded_outputs_say_how_they_were_made(script):
     """A notebook with outputs records the flags, time and machine of its run,
@@ -280,7 +308,7 @@ def test_imdb_notebooks_train_export_and_serve_in_quick_mode(tmp_path, monkeypat
 
     data = write_sample_aclimdb(tmp_path / "data", reviews_per_class=(24, 10))
     out = tmp_path / "out"
-    run_notebook(
+    trained = run_notebook(
         "imdb_sentiment",
         f"--quick --data-dir {data} --cache-dir {tmp_path / 'cache'} --output-dir {out}",
         tmp_path,
@@ -288,6 +316,8 @@ def test_imdb_notebooks_train_export_and_serve_in_quick_mode(tmp_path, monkeypat
     )
     assert (out / "results.json").exists()
     assert (out / "saved_model" / "saved_model.pb").exists()
+    # the generator's last cell shows the run's figures (its learning curves)
+    assert pngs(str(out)) and outputs_of(trained, "image")
     served = run_notebook(
         "imdb_predict",
         f"--model {out / 'saved_model'} 'a great film' 'an awful film'",

@@ -52,13 +52,16 @@ def add_arguments(parser, defaults):
             tutorial shares (`kerasrnn.teaching.experiment.add_common_arguments`)
             and those of the run.
         defaults: A dict with the default of every flag of the run, keyed by
-            its destination (`"vocabulary_size"` for `--vocabulary-size`).
+            its destination (`"vocabulary_size"` for `--vocabulary-size`);
+            `"output_dir"` may be left out (then `runs/imdb_sentiment`).
 
     Returns:
         The parser.
     """
     d = defaults
-    experiment.add_common_arguments(parser, output_dir="runs/imdb_sentiment")
+    experiment.add_common_arguments(
+        parser, output_dir=d.get("output_dir", "runs/imdb_sentiment")
+    )
     add = parser.add_argument
     add(
         "--data-dir",
