@@ -177,7 +177,9 @@ def _parsed_output_dir(script):
     """The `--output-dir` the script itself parses when given no flags."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(f"_tutorial_{name_of(script)}", script)
+    spec = importlib.util.spec_from_file_location(
+        f"_tutorial_{name_of(script)}", script
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     parsed = module.parse_args([])
