@@ -112,7 +112,7 @@ class Settings:
     seq_len: int = 100
     batch_size: int = 128
     steps_per_epoch: int = 200
-    epochs: int = 20
+    epochs: int = 15
     learning_rate: float = 1e-2
     final_learning_rate: float = 1e-4
     clipnorm: float = 5.0
