@@ -123,3 +123,26 @@ def test_bad_arguments_raise(kwargs, match):
 def test_unknown_feature_dimension_raises_at_build():
     with pytest.raises(ValueError, match="feature"):
         kerasrnn.MinGRUCell(3).build((None, None))
+
+
+def test_the_loop_form_of_the_coefficients_and_their_gradient_agree():
+    """`step_coefficients` (sigmoids written with tanh, for the TensorFlow
+    backward loop) and its vjp give `coefficients` and `coefficients_vjp`
+    to float32 rounding, also where the gates saturate (|k| up to 40)."""
+    rng = np.random.default_rng(3)
+    k = (
+        rng.standard_normal((6, 8))
+        * np.array([1.0, 5.0, 40.0])[rng.integers(0, 3, (6, 8))]
+    )
+    k = k.astype("float32")
+    da, db = (rng.standard_normal((6, 4)).astype("float32") for _ in range(2))
+    k, da, db = (keras.ops.convert_to_tensor(v) for v in (k, da, db))
+    cell = kerasrnn.MinGRUCell
+    for got, expected in zip(cell.step_coefficients(k), cell.coefficients(k)):
+        assert_all_close(to_numpy(got), to_numpy(expected), atol=1e-6, rtol=1e-6)
+    assert_all_close(
+        to_numpy(cell.step_coefficients_vjp(k, da, db)),
+        to_numpy(cell.coefficients_vjp(k, da, db)),
+        atol=1e-6,
+        rtol=1e-5,
+    )

@@ -114,7 +114,9 @@ def test_matches_the_numpy_loop(kind, case, path):
 
 
 @pytest.mark.parametrize("path", list(PATHS))
-@pytest.mark.parametrize("case", ["sequences", "mask_go_backwards", "no_bias"])
+@pytest.mark.parametrize(
+    "case", ["sequences", "mask_go_backwards", "no_bias", "mask_last_output"]
+)
 def test_gradients_match_finite_differences(kind, case, path):
     layer_kwargs, call, reference = split_case(case)
     layer = make(kind, path, **layer_kwargs)
