@@ -14,7 +14,7 @@ backend_agnostic=(tests/cells tests/layers tests/fast/test_dispatch.py
   tests/inspection tests/converters tests/teaching/test_bptt.py
   tests/teaching/test_walkthrough.py tests/conformance tests/export/test_export.py
   tests/export/test_export_modern.py tests/export/test_target.py
-  tests/benchmarks/test_side_by_side.py)
+  tests/benchmarks/test_side_by_side.py tests/benchmarks/test_floor.py)
 echo "== JAX backend: backend-agnostic tests and the JAX kernels"
 KERAS_BACKEND=jax python -m pytest -q "${backend_agnostic[@]}" tests/fast/jax "$@"
 echo "== PyTorch backend: backend-agnostic tests and the torch kernels"

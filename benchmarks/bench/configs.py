@@ -11,7 +11,16 @@ DESCRIPTION = (
 )
 BACKENDS = ("tensorflow", "jax", "torch")
 # Every implementation a row can time; see benchmarks/README.md.
-IMPLEMENTATIONS = ("keras", "kerasrnn", "kerasrnn-fast", "kerasrnn-readable", "torch")
+IMPLEMENTATIONS = (
+    "keras",
+    "kerasrnn",
+    "kerasrnn-fast",
+    "kerasrnn-readable",
+    "torch",
+    "matmul-floor",
+)
+# Rows that are not a layer: timed beside the others, but no memory.
+NOT_LAYERS = ("matmul-floor",)
 # (timesteps, units) of the full suite and of --quick.
 FULL_SHAPES = ((100, 128), (500, 128), (100, 512))
 QUICK_SHAPES = ((12, 16),)

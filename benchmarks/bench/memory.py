@@ -22,6 +22,21 @@ CPU_MEMORY_ENVIRONMENT = {
 }
 
 
+XLA_MEMORY_METHOD = (
+    "XLA's buffer assignment for the compiled training step: the temporary "
+    "buffers it plans (memory_analysis().temp_size_in_bytes), the peak of "
+    "what the step allocates beside its arguments and outputs; XLA:CPU "
+    "keeps a warm step's arena, so the resident set cannot show it"
+)
+
+
+def xla_step_mib(bench):
+    """The temporary memory XLA plans for `bench`'s compiled training step
+    (JAX), MiB."""
+    compiled = bench.jax_train.lower(*bench.jax_train_args()).compile()
+    return compiled.memory_analysis().temp_size_in_bytes / 2**20
+
+
 def _proc_status_kib(field):
     with open("/proc/self/status") as f:
         for line in f:
@@ -74,6 +89,10 @@ def run_memory_worker(args):
     backend = configs.default_backend()
     configure_threads(args.threads, args.device)
     x, y = make_data(shape, args)
+    if impl != "torch" and backend == "jax" and args.device == "cpu":
+        bench, _ = build(impl, kind, shape, args, x, y)
+        bench.train()
+        return xla_step_mib(bench), XLA_MEMORY_METHOD
     if args.device == "cpu" and can_reset_peak_rss():
         # TensorFlow's allocator statistics (oneDNN's allocator) miss most of
         # the small per-step tensors of a while loop: Keras's LSTM read

@@ -182,6 +182,14 @@ def markdown(info, rows, skipped=None):
     )
     if references:
         lines += ["", "References: " + "; ".join(references) + "."]
+    if any(r["implementation"] == "matmul-floor" for r in rows):
+        lines += [
+            "",
+            "matmul-floor: the layer's recurrent products `h @ U`, one per step, "
+            "and its backward products, alone (`benchmarks/bench/floor.py`); its "
+            "× keras is the lowest ratio a kernel could reach here with these "
+            "matrix products.",
+        ]
     if skipped:
         lines += [
             "",

@@ -144,7 +144,8 @@ def timed_rows(args, backend, kind, shape):
 def add_memory(args, backend, kind, shape, rows):
     """Adds each row's peak training memory and its ratio to the `keras` row."""
     for row in rows:
-        row.update(median_memory(args, backend, kind, shape, row["implementation"]))
+        if row["implementation"] not in configs.NOT_LAYERS:
+            row.update(median_memory(args, backend, kind, shape, row["implementation"]))
     base = [r for r in rows if r["implementation"] == "keras"]
     for row in rows:
         if base and base[0].get("peak_mib") and row.get("peak_mib") is not None:

@@ -104,6 +104,10 @@ class KerasBench:
 
         self.train = run_train
         self.infer = lambda: infer(state["t"], state["n"], x).block_until_ready()
+        # The compiled training step and its current arguments, for XLA's
+        # own account of its memory (`memory.xla_step_mib`).
+        self.jax_train = train
+        self.jax_train_args = lambda: (state["t"], state["n"], state["o"], x, y)
 
     def _setup_torch(self):
         import torch
@@ -182,10 +186,15 @@ def build(impl, kind, shape, args, x, y):
     after running it).
 
     Raises `ValueError` (or `TypeError`) where a forced kerasrnn row cannot
-    be built: `fast_path=True` on a backend or layer without fused kernels,
-    or a layer without `fast_path`.
+    be built (`fast_path=True` on a backend or layer without fused kernels,
+    or a layer without `fast_path`) and for the matmul floor of a layer
+    without a dense recurrent product.
     """
     timesteps, units = shape
+    if impl == "matmul-floor":
+        from .floor import FloorBench
+
+        return FloorBench(kind, shape, x), lambda: "matmuls only"
     if impl == "torch":
         bench = TorchBench(
             kind.torch, args.features, units, x, y, args.device, args.threads, args.head
@@ -315,7 +324,7 @@ def run_worker(args):
         try:
             benches[impl], paths[impl] = build(impl, kind, shape, args, x, y)
         except (ValueError, TypeError) as error:
-            if impl not in _FORCED:
+            if impl not in _FORCED and impl != "matmul-floor":
                 raise
             skipped[impl] = str(error)
     train, steps = time_steps(benches, "train", args)

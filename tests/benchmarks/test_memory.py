@@ -14,7 +14,9 @@ from tests.benchmarks.helpers import run_benchmark
 def test_peak_memory_counts_the_states_kept_for_backprop(tmp_path):
     """The memory column must count what a training step holds: an LSTM
     keeps at least every hidden state for its backward pass, T*B*U floats
-    (3.1 MiB here). TensorFlow's allocator statistics read less than that."""
+    (3.1 MiB here). TensorFlow's allocator statistics read less than that.
+    On JAX the measure is XLA's plan for the compiled step (the resident
+    set of a warm XLA:CPU step does not grow: its arena is kept)."""
     if not sys.platform.startswith("linux"):
         pytest.skip("the CPU memory method reads /proc/self")
     backend = run_benchmark(
@@ -30,7 +32,8 @@ def test_peak_memory_counts_the_states_kept_for_backprop(tmp_path):
     assert len(row["peak_mib_processes"]) == 2, row
     assert min(row["peak_mib_processes"]) >= states_mib, row
     assert row["peak_mib"] == sum(row["peak_mib_processes"]) / 2
-    assert "VmHWM" in row["memory_method"]
+    method = "temp_size_in_bytes" if backend == "jax" else "VmHWM"
+    assert method in row["memory_method"]
     assert "median of 2 fresh processes" in row["memory_method"]
 
 

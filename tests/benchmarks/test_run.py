@@ -11,7 +11,11 @@ import pytest
 
 from tests.benchmarks.helpers import run_benchmark
 
-KEEP_PATH = {"kerasrnn-fast": "fast", "kerasrnn-readable": "readable"}
+KEEP_PATH = {
+    "kerasrnn-fast": "fast",
+    "kerasrnn-readable": "readable",
+    "matmul-floor": "matmuls only",
+}
 
 
 def has_kernels(backend):
@@ -44,7 +48,7 @@ def test_quick_benchmark_on_every_backend_times_torch_beside(tmp_path):
         assert path in ("fast", "readable"), (backend, path)
         # A forced row only where "auto" took the other path, and the fast
         # one only where the backend has kernels; else it says why not.
-        expected = {"keras", "kerasrnn", "torch"}
+        expected = {"keras", "kerasrnn", "torch", "matmul-floor"}
         expected.add("kerasrnn-readable" if path == "fast" else "kerasrnn-fast")
         if path == "readable" and not has_kernels(backend):
             expected.remove("kerasrnn-fast")
@@ -68,6 +72,7 @@ def test_quick_benchmark_on_every_backend_times_torch_beside(tmp_path):
         assert rows["torch"]["train_ratio_torch"] == 1.0
         table = stem.with_suffix(".md").read_text()
         assert f"Backend `{backend}`" in table
+        assert "matmul-floor: the layer's recurrent products" in table
         assert "the layer's last output into Dense(1)" in table
         assert "| LSTM | 12 | 16 | kerasrnn |" in table
         assert "| LSTM | 12 | 16 | torch | native |" in table

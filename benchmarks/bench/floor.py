@@ -1,0 +1,164 @@
+"""The matmul floor: the matrix products a layer's step cannot avoid, timed
+alone, in the same process as the layers.
+
+A recurrent layer's step `t` needs `h_{t-1}`, so its recurrent product
+`h_{t-1} @ U`, `(batch, units) @ (units, gates * units)`, runs `T` times
+one after the other, however the rest is fused. Backpropagation through
+time adds `dz_t @ U^T` per step, newest first, and the weight and input
+gradients, which can be taken as large products over all steps. This row
+runs exactly those products, at the backend's own matmul speed, with no
+gate arithmetic, no saved activations and no optimizer:
+
+- inference: `x @ W` over all steps as one product, then `T` recurrent
+  products in the backend's compiled loop;
+- training: the same forward, `T` products `dz_t @ U^T` back through time,
+  then `dU = H^T @ DZ`, `dW = X^T @ DZ` and `dX = DZ @ W^T` over all steps.
+
+Its time over the built-in's (the `× keras` column) is the lowest ratio a
+kernel could reach on that machine without faster matrix products; a
+kernel's time over the floor's is what its gates, memory traffic and loop
+cost. It is a floor, not a bound proven: a kernel that changed the
+arithmetic (lower precision, a different algorithm) could go under it.
+"""
+
+import numpy as np
+
+# The width of a kind's recurrent product, in units: `(units, gates *
+# units)`. The minimal cells have no recurrent product, and the sLSTM's is
+# block-diagonal per head, so they have no floor row.
+GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
+
+
+def _compile(fn):
+    """`fn` compiled as the backend compiles a step (`jax.jit`, a
+    `tf.function`; torch runs eagerly, as Keras's torch steps do)."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return jax.jit(fn)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.function(fn)
+    return fn
+
+
+def _wait(value):
+    """Blocks until `value` is computed (a CUDA stream, JAX's async dispatch)."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        value.block_until_ready()
+    elif backend == "tensorflow":
+        value.numpy()
+    else:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
+
+class FloorBench:
+    """`train()` and `infer()` of the matmul floor of `kind` (a
+    `configs.Kind`) at `(timesteps, units)`, batch and features of `x`;
+    the weights are random with standard deviation `scale`.
+
+    Raises `ValueError` for a kind without a recurrent product (`GATES`).
+    """
+
+    def __init__(self, kind, shape, x, scale=0.05):
+        if kind.name not in GATES:
+            raise ValueError(
+                f"{kind.kerasrnn} has no dense recurrent product, so no matmul floor"
+            )
+        import keras
+        from keras import ops
+
+        timesteps, units = shape
+        batch, _, features = x.shape
+        width = GATES[kind.name] * units
+        rng = np.random.default_rng(0)
+
+        def tensor(*dims):
+            return ops.convert_to_tensor(
+                (scale * rng.standard_normal(dims)).astype("float32")
+            )
+
+        kernel, recurrent = tensor(features, width), tensor(units, width)
+        recurrent_t = ops.transpose(recurrent)
+        # What the weight gradients read: every step's input, state and
+        # `dz`, as the rows of one product each.
+        xs = ops.reshape(ops.convert_to_tensor(x), (batch * timesteps, features))
+        hs, dzs = tensor(batch * timesteps, units), tensor(batch * timesteps, width)
+
+        def forward(xs):
+            projected = ops.matmul(xs, kernel)
+            # The carry is the whole product, so no slice of it can let the
+            # compiler shrink the matmul; it starts from input rows, so
+            # that it is not zero.
+            return projected, ops.fori_loop(
+                0,
+                timesteps,
+                lambda t, z: ops.matmul(z[:, :units], recurrent),
+                projected[:batch],
+            )
+
+        def backward(dz):
+            # The copy into `gates` blocks stands for the gate derivatives
+            # that turn `dh_{t-1}` into `dz_{t-1}`; it is the loop's only
+            # work besides the product.
+            repeat = width // units
+            return ops.fori_loop(
+                0,
+                timesteps,
+                lambda t, dz: ops.tile(ops.matmul(dz, recurrent_t), (1, repeat)),
+                dz,
+            )
+
+        def train(xs):
+            _, z = forward(xs)
+            dz = backward(z)
+            d_recurrent = ops.matmul(ops.transpose(hs), dzs)
+            d_kernel = ops.matmul(ops.transpose(xs), dzs)
+            dx = ops.matmul(dzs, ops.transpose(kernel))
+            # Whole sums: a compiler may shrink a product read at one entry.
+            return dz[0, 0] + sum(ops.sum(g) for g in (d_recurrent, d_kernel, dx))
+
+        def infer(xs):
+            projected, z = forward(xs)
+            return z[0, 0] + ops.sum(projected)
+
+        self.weights = {"kernel": kernel, "recurrent": recurrent}
+        self.gradient_rows = {"hs": hs, "dzs": dzs}
+        self.backend = keras.backend.backend()
+        self._train, self._infer = _compile(train), _compile(infer)
+        self._xs = xs
+
+    def train_value(self):
+        """The scalar the training floor returns (what it computed reads it)."""
+        return self._run(self._train)
+
+    def infer_value(self):
+        """The scalar the inference floor returns."""
+        return self._run(self._infer)
+
+    def train(self):
+        self.train_value()
+
+    def infer(self):
+        self.infer_value()
+
+    def _run(self, fn):
+        if self.backend == "torch":
+            import torch
+
+            with torch.no_grad():
+                value = fn(self._xs)
+        else:
+            value = fn(self._xs)
+        _wait(value)
+        return value
