@@ -113,13 +113,7 @@ def build(name, timesteps, args, x, y):
         layer = non_recurrent_layer(args.probe_of, args.units)
     else:
         layer = getattr(kerasrnn, CLASSES[name])(args.units)
-    model = keras.Sequential(
-        [
-            keras.Input((timesteps, args.features), batch_size=args.batch),
-            layer,
-            keras.layers.Dense(1),
-        ]
-    )
+    model = timing.model_around(layer, timesteps, args)
     return timing.KerasBench(model, x, y), lambda: getattr(layer, "last_path", "-")
 
 

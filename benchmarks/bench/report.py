@@ -186,8 +186,9 @@ def markdown(info, rows, skipped=None):
         lines += [
             "",
             "matmul-floor: the layer's recurrent products `h @ U`, one per step, "
-            "and its backward products, alone (`benchmarks/bench/floor.py`); its "
-            "× keras is the lowest ratio a kernel could reach here with these "
+            "and its backward and weight-gradient products, alone, without the "
+            "input projection (`benchmarks/bench/floor.py`); its × keras is a "
+            "lower bound on the ratio a kernel could reach here with these "
             "matrix products.",
         ]
     if skipped:

@@ -213,15 +213,24 @@ def build(impl, kind, shape, args, x, y):
         layer = getattr(kerasrnn, kind.kerasrnn)(units, fast_path=_FORCED[impl])
     else:
         raise ValueError(f"Unknown implementation {impl!r}")
-    head = [keras.layers.Dense(1)] if args.head == "dense" else []
-    model = keras.Sequential(
-        [keras.Input((timesteps, args.features), batch_size=args.batch), layer, *head]
-    )
+    model = model_around(layer, timesteps, args)
     builtin = "built-in" if kind.keras == kind.kerasrnn else f"built-in {kind.keras}"
     if impl == "keras":
         kernel = builtin_kernel(kind, args)
         builtin += f", {kernel}" if kernel else ""
     return KerasBench(model, x, y), lambda: getattr(layer, "last_path", None) or builtin
+
+
+def model_around(layer, timesteps, args):
+    """The model every Keras row times: `layer` on a `(timesteps,
+    --features)` input of batch `--batch`, into `Dense(1)` unless `--head
+    none`."""
+    import keras
+
+    head = [keras.layers.Dense(1)] if args.head == "dense" else []
+    return keras.Sequential(
+        [keras.Input((timesteps, args.features), batch_size=args.batch), layer, *head]
+    )
 
 
 def builtin_kernel(kind, args):

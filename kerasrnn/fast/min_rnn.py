@@ -165,6 +165,10 @@ def _tensorflow_fused_adjoint(cell_class, k, h, h0, run, upstream, last):
     pass stays unfused: computing the coefficients inside the loop made it
     slower (30 -> 53 ms), as XLA:CPU runs the whole-sequence elementwise
     work faster than the same work one step at a time.
+
+    The loop recomputes `a_t` from `k_t` instead of reading the forward
+    pass's `a`: then the backward pass holds only `k` and the states, not
+    a further `(timesteps, batch, units)` buffer of coefficients.
     """
     import tensorflow as tf
 

@@ -8,17 +8,17 @@ import sys
 import keras
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCRIPT = os.path.join(ROOT, "benchmarks", "run.py")
 
 
-def run_benchmark(tmp_path, *flags, timeout=600):
-    """`benchmarks/run.py *flags` in a fresh process, on this test's backend
-    unless `flags` name another, writing into `tmp_path`; returns the
-    backend's name."""
-    backend = keras.backend.backend()
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2")
+def run_script(script, *flags, timeout=600):
+    """`script *flags` (a path under `benchmarks/`) in a fresh process on
+    this test's backend unless `flags` name another; asserts that it
+    succeeded and returns its standard output."""
+    env = dict(
+        os.environ, KERAS_BACKEND=keras.backend.backend(), TF_CPP_MIN_LOG_LEVEL="2"
+    )
     done = subprocess.run(
-        [sys.executable, SCRIPT, *flags, "--output", str(tmp_path)],
+        [sys.executable, os.path.join(ROOT, "benchmarks", script), *flags],
         env=env,
         capture_output=True,
         text=True,
@@ -26,4 +26,11 @@ def run_benchmark(tmp_path, *flags, timeout=600):
         cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return backend
+    return done.stdout
+
+
+def run_benchmark(tmp_path, *flags, timeout=600):
+    """`benchmarks/run.py *flags`, writing into `tmp_path` (see
+    `run_script`); returns the test's backend's name."""
+    run_script("run.py", *flags, "--output", str(tmp_path), timeout=timeout)
+    return keras.backend.backend()

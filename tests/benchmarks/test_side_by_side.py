@@ -2,51 +2,22 @@
 fresh process, and its ratios relate its times. No timing is asserted."""
 
 import json
-import os
-import subprocess
-import sys
 
 import keras
 
-from tests.benchmarks.helpers import ROOT
-
-SCRIPT = os.path.join(ROOT, "benchmarks", "side_by_side.py")
+from tests.benchmarks.helpers import run_script
 
 
 def test_two_layers_and_the_probe_are_timed_in_one_process():
     backend = keras.backend.backend()
-    done = subprocess.run(
-        [
-            sys.executable,
-            SCRIPT,
-            "--shapes",
-            "8",
-            "--units",
-            "4",
-            "--batch",
-            "2",
-            "--features",
-            "3",
-            "--steps",
-            "1",
-            "--rounds",
-            "1",
-            "--warmup",
-            "1",
-            "--threads",
-            "1",
-            "--probe",
-        ],
-        env=dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="2"),
-        capture_output=True,
-        text=True,
+    stdout = run_script(
+        "side_by_side.py",
+        "--shapes", "8", "--units", "4", "--batch", "2", "--features", "3",
+        "--steps", "1", "--rounds", "1", "--warmup", "1", "--threads", "1",
+        "--probe",
         timeout=300,
-        cwd=ROOT,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    rows = [
-        json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")
-    ]
+    )  # fmt: skip
+    rows = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
     assert {(r["layer"], r["what"]) for r in rows} == {
         (layer, what)
         for layer in ("gru", "min_gru", "min_gru, no recurrence")
@@ -62,4 +33,4 @@ def test_two_layers_and_the_probe_are_timed_in_one_process():
             assert r["ms"] > 0
             ratio = r["ms"] / by_layer["gru"]["ms"]
             assert abs(r["x_reference"] - ratio) <= 0.0006  # rounded to 3 places
-    assert "| 8 | min_gru, no recurrence |" in done.stdout
+    assert "| 8 | min_gru, no recurrence |" in stdout
