@@ -198,7 +198,21 @@ def markdown(info, rows, skipped=None):
             + "; ".join(f"{row}: {why}" for row, why in sorted(skipped.items()))
             + ".",
         ]
-    methods = sorted({r["memory_method"] for r in rows if r.get("memory_method")})
-    if methods:
-        lines += ["", "Peak memory: " + "; ".join(methods) + "."]
+    methods = {}  # method -> the implementations measured by it
+    for r in rows:
+        if r.get("memory_method"):
+            impls = methods.setdefault(r["memory_method"], [])
+            if r["implementation"] not in impls:
+                impls.append(r["implementation"])
+    if len(methods) == 1:
+        lines += ["", f"Peak memory: {next(iter(methods))}."]
+    elif methods:
+        lines += [
+            "",
+            "Peak memory (a ratio only between rows measured alike): "
+            + "; ".join(
+                f"{', '.join(impls)}: {method}" for method, impls in methods.items()
+            )
+            + ".",
+        ]
     return "\n".join(lines) + "\n"

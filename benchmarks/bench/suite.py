@@ -146,9 +146,22 @@ def add_memory(args, backend, kind, shape, rows):
     for row in rows:
         if row["implementation"] not in configs.NOT_LAYERS:
             row.update(median_memory(args, backend, kind, shape, row["implementation"]))
+    set_memory_ratios(rows)
+
+
+def set_memory_ratios(rows):
+    """Each row's peak memory over the `keras` row's, where both were
+    measured the same way (on JAX the Keras rows read XLA's plan and the
+    torch row its resident set: their ratio would mean nothing)."""
     base = [r for r in rows if r["implementation"] == "keras"]
     for row in rows:
-        if base and base[0].get("peak_mib") and row.get("peak_mib") is not None:
+        row.pop("memory_ratio", None)
+        if (
+            base
+            and base[0].get("peak_mib")
+            and row.get("peak_mib") is not None
+            and row.get("memory_method") == base[0].get("memory_method")
+        ):
             row["memory_ratio"] = row["peak_mib"] / base[0]["peak_mib"]
 
 

@@ -36,6 +36,12 @@ def test_markdown_table_lists_every_row():
     assert "| train × torch | inference × torch |" in table
     assert "2 threads" in table and "Peak memory: TF allocator" in table
     assert "Backend `jax`" in table
+    torch_row = dict(row, implementation="torch", memory_method="VmHWM growth")
+    table = report.markdown(info, [row, torch_row])
+    assert (
+        "Peak memory (a ratio only between rows measured alike): keras: TF "
+        "allocator peak minus resident before; torch: VmHWM growth." in table
+    )
 
 
 def test_extra_kinds_and_rows_not_timed_are_said_under_the_table():

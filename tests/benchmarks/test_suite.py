@@ -64,3 +64,16 @@ def test_torch_in_its_own_processes_gets_ratios_across_them(workers):
     info = report.machine_info(args, "tensorflow")
     table = report.markdown(info, rows)
     assert "torch.nn in processes of its own" in table
+
+
+def test_memory_ratios_only_between_rows_measured_alike():
+    """On JAX the Keras rows read XLA's plan and the torch row its resident
+    set: the torch row gets no memory ratio there, the others do."""
+    rows = [
+        {"implementation": "keras", "peak_mib": 40.0, "memory_method": "xla"},
+        {"implementation": "kerasrnn", "peak_mib": 20.0, "memory_method": "xla"},
+        {"implementation": "torch", "peak_mib": 50.0, "memory_method": "VmHWM"},
+    ]
+    suite.set_memory_ratios(rows)
+    ratios = [r.get("memory_ratio") for r in rows]
+    assert ratios == [1.0, 0.5, None]
