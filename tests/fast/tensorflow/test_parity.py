@@ -11,11 +11,14 @@ compute in float16 (about three significant digits) but round at different
 places.
 """
 
+import functools
+
 import keras
 import numpy as np
 import pytest
 
 import kerasrnn
+from tests.fast import parity
 from tests.utils import (
     BACKEND,
     as_list,
@@ -46,53 +49,11 @@ MASK = np.array(
     ]
 )
 F16_TOL = 2e-2
-
-
-def inputs(seed=0, batch=BATCH):
-    rng = np.random.default_rng(seed)
-    return rng.standard_normal((batch, STEPS, FEATURES)).astype("float32")
-
-
-def initial_state(layer, seed=3, batch=BATCH):
-    rng = np.random.default_rng(seed)
-    return [
-        (0.5 * rng.standard_normal((batch, size))).astype("float32")
-        for size in layer.state_size
-    ]
-
-
-def twin_layers(kind, batch=BATCH, **kwargs):
-    """`(fast, readable)` copies of one layer with the same random weights."""
-    cls, kind_kwargs = KINDS[kind]
-    fast = cls(UNITS, fast_path=True, **kind_kwargs, **kwargs)
-    readable = cls(UNITS, fast_path=False, **kind_kwargs, **kwargs)
-    for layer in (fast, readable):
-        layer.build((batch, STEPS, FEATURES))
-    weights = random_weights_like(readable)
-    fast.set_weights(weights)
-    readable.set_weights(weights)
-    return fast, readable
-
-
-def assert_same(fast, readable, x, tol=1e-5, **call_kwargs):
-    """Same outputs and gradients from both layers; returns the outputs."""
-    out_fast, grads_fast = call_and_gradients(fast, x, call_kwargs)
-    out_readable, grads_readable = call_and_gradients(readable, x, call_kwargs)
-    assert fast.last_path == "fast", fast.last_path_reason
-    assert readable.last_path == "readable"
-    assert len(out_fast) == len(out_readable)
-    for k, (a, b) in enumerate(zip(out_fast, out_readable)):
-        assert a.shape == b.shape
-        assert_all_close(a, b, atol=tol, rtol=tol, what=f"output {k}")
-    assert grads_fast.keys() == grads_readable.keys()
-    for name, expected in grads_readable.items():
-        actual = grads_fast[name]
-        if name == "initial_state":
-            for a, b in zip(actual, expected):
-                assert_all_close(a, b, atol=tol, rtol=tol, what="d/dinitial_state")
-        else:
-            assert_all_close(actual, expected, atol=tol, rtol=tol, what=f"d/d{name}")
-    return out_fast
+SHAPES = parity.Shapes(BATCH, STEPS, FEATURES, UNITS)
+inputs = functools.partial(parity.inputs, SHAPES)
+initial_state = functools.partial(parity.initial_state, shapes=SHAPES)
+twin_layers = functools.partial(parity.twin_layers, KINDS, SHAPES)
+assert_same = parity.assert_same
 
 
 CASES = {
