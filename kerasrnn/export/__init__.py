@@ -10,14 +10,20 @@ numbers of `model.predict`:
 | TensorFlow | the layer as in `predict` (fast path included) | ONNX `LSTM` / `GRU` operators for the standard cells, an ONNX `Loop` otherwise | a while loop of builtin ops |
 | JAX, torch | the readable loop  | the readable loop | the readable loop |
 
+and `"torch"` (a `torch.export` program, torch backend only): the readable
+loop, unrolled, so that the batch size can stay free (`dynamic_shapes`).
+
 (Keras 3.15 itself exports `"onnx"` from JAX through `jax2onnx`, and
 `"tf_saved_model"` from torch through `torch_xla`, `"litert"` from torch
-through `litert-torch`, and `"litert"` not at all from JAX.)
+through `litert-torch`, `"torch"` from torch only, and `"litert"` not at
+all from JAX.)
 
 The exported files need neither kerasrnn nor Keras to run: ONNX Runtime,
-the LiteRT interpreter or `tf.saved_model.load` read them as they are. A
+the LiteRT interpreter, `tf.saved_model.load` or `torch.export.load` read
+them as they are. A
 combination that cannot be exported (`check_exportable`: a `stateful`
-layer to ONNX; on torch, a number of timesteps unknown at export; on JAX,
+layer to ONNX; on torch, a number of timesteps unknown at export (ONNX,
+LiteRT, `"torch"`); on JAX,
 `ClockworkRNN` to ONNX with an unknown batch size) raises a `ValueError`
 naming the format and the layer while `export` traces the model, before
 anything is written.

@@ -31,7 +31,7 @@ def unsupported(layer, format, sequences):
         )
     if (
         keras.backend.backend() == "torch"
-        and format in ("onnx", "litert")
+        and format in ("onnx", "litert", "torch")
         and _built_timesteps(layer) is None
         and sequences.shape[1] == 1
     ):
@@ -103,21 +103,26 @@ def run_export_path(layer, format, sequences, initial_state, mask):
     """`(last_output, outputs, states)` of `layer` as the export graph for
     `format`."""
     if keras.backend.backend() != "tensorflow":
-        return forward_readable_loop(layer, sequences, initial_state, mask)
+        # torch.export keeps the batch size free only if no Python code
+        # iterates over it, which Keras's torch loop does unless unrolled
+        # (the number of timesteps is fixed at export anyway).
+        unroll = layer.unroll or format == "torch"
+        return forward_readable_loop(layer, sequences, initial_state, mask, unroll)
     from kerasrnn.export import tensorflow
 
     loop = tensorflow.onnx_loop if format == "onnx" else tensorflow.litert_loop
     return loop(layer, sequences, initial_state, mask)
 
 
-def forward_readable_loop(layer, sequences, initial_state, mask):
+def forward_readable_loop(layer, sequences, initial_state, mask, unroll=None):
     """The readable loop (the cell run by Keras's `backend.rnn`) with
     `go_backwards` done by reversing the inputs first, so that the loop
     itself always runs forwards.
 
     The results are those of `keras.layers.RNN.inner_loop`: the outputs in
     the order the steps were taken. jax2onnx converts no reverse
-    `lax.scan`, which Keras's JAX loop uses for `go_backwards`.
+    `lax.scan`, which Keras's JAX loop uses for `go_backwards`. `unroll`
+    overrides the layer's own.
     """
     from keras import ops
     from keras.src.backend import rnn
@@ -143,7 +148,7 @@ def forward_readable_loop(layer, sequences, initial_state, mask):
         initial_state,
         go_backwards=False,
         mask=mask,
-        unroll=layer.unroll,
+        unroll=layer.unroll if unroll is None else unroll,
         input_length=sequences.shape[1],
         zero_output_for_mask=layer.zero_output_for_mask,
         return_all_outputs=layer.return_sequences,

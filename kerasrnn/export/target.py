@@ -7,7 +7,7 @@ import sys
 __all__ = ["FORMATS", "export_scope", "export_target"]
 
 # The formats of `keras.Model.export` that change how kerasrnn's layers run.
-FORMATS = ("tf_saved_model", "onnx", "litert")
+FORMATS = ("tf_saved_model", "onnx", "litert", "torch")
 
 # Modules whose functions are on the call stack while Keras (or a converter a
 # user calls directly) traces a model for a format, most specific first:
@@ -16,6 +16,7 @@ FORMATS = ("tf_saved_model", "onnx", "litert")
 _FRAME_MODULES = (
     ("litert", ("keras.src.export.litert", "tensorflow.lite.python", "litert_torch")),
     ("onnx", ("keras.src.export.onnx", "tf2onnx", "torch.onnx", "jax2onnx")),
+    ("torch", ("keras.src.export.torch",)),
     (
         "tf_saved_model",
         (
@@ -49,7 +50,7 @@ def export_scope(format):
     converted to LiteRT later.
 
     Args:
-        format: `"tf_saved_model"`, `"onnx"` or `"litert"`.
+        format: `"tf_saved_model"`, `"onnx"`, `"litert"` or `"torch"`.
 
     Example:
 
@@ -77,7 +78,7 @@ def export_target():
     `export_scope`'s format if one is open, else the format of the Keras
     exporter (or converter: tf2onnx, `tf.lite.TFLiteConverter`,
     `torch.onnx`) found on the call stack: `"litert"` before `"onnx"` before
-    `"tf_saved_model"`. `None` outside any export.
+    `"torch"` before `"tf_saved_model"`. `None` outside any export.
     """
     forced = _forced.get()
     if forced is not None:

@@ -15,6 +15,7 @@ import sys
 
 import keras
 import numpy as np
+import pytest
 
 import kerasrnn
 
@@ -23,7 +24,12 @@ FEATURES = 6
 BUILD_SHAPE = (3, 20, FEATURES)
 CHECK_SHAPE = (5, 13, FEATURES)
 TOLERANCE = 1e-5
-FILE_NAMES = {"onnx": "model.onnx", "litert": "model.tflite", "tf_saved_model": "sm"}
+FILE_NAMES = {
+    "onnx": "model.onnx",
+    "litert": "model.tflite",
+    "tf_saved_model": "sm",
+    "torch": "model.pt2",
+}
 
 L = keras.layers
 
@@ -177,6 +183,8 @@ def _installed(module):
 def keras_cannot(format):
     """Why Keras 3.15 itself cannot export `format` on this backend here
     (with or without kerasrnn), or `None`."""
+    if BACKEND != "torch" and format == "torch":
+        return "Keras 3.15 exports the torch format (torch.export) from the torch backend only"
     if BACKEND == "jax" and format == "litert":
         return "Keras 3.15 exports LiteRT from the TensorFlow and torch backends only"
     if BACKEND == "jax" and format == "onnx" and not _installed("jax2onnx"):
@@ -192,6 +200,17 @@ def keras_cannot(format):
             "Keras 3.15 exports LiteRT from torch through litert-torch, not installed"
         )
     return None
+
+
+def format_params():
+    """Every format of `model.export` as a pytest parameter, an explained
+    strict `xfail` where Keras itself cannot export it on this backend."""
+    params = []
+    for format in ("onnx", "litert", "tf_saved_model", "torch"):
+        reason = keras_cannot(format)
+        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+        params.append(pytest.param(format, marks=marks, id=format))
+    return params
 
 
 def _has_clockwork(model):
@@ -210,14 +229,25 @@ def export_kwargs(model, format):
             for t in model.inputs
         ]
         return {"input_signature": specs if len(specs) == 1 else [specs]}
-    if BACKEND == "torch" and format in ("onnx", "litert"):
+    if BACKEND == "torch" and format in ("onnx", "litert", "torch"):
         # Keras traces torch models at 1 for an unknown dimension, and the
         # exporters unroll the loop: give the length served.
         specs = [
             keras.InputSpec(shape=(None, CHECK_SHAPE[1], FEATURES), name=t.name)
             for t in model.inputs
         ]
-        return {"input_signature": specs if len(specs) == 1 else [specs]}
+        kwargs = {"input_signature": specs if len(specs) == 1 else [specs]}
+        if format == "torch":
+            # torch.export fixes every dimension unless told otherwise:
+            # the batch size stays free.
+            import torch
+
+            batch = {0: torch.export.Dim("batch", min=1, max=1024)}
+            # Keras's forms: a dict for one input, `[([d1, d2],)]` for a list.
+            kwargs["dynamic_shapes"] = (
+                batch if len(specs) == 1 else [([batch] * len(specs),)]
+            )
+        return kwargs
     return {}
 
 

@@ -56,7 +56,24 @@ def run_saved_model(path, inputs, names):
     return [np.asarray(o) for o in outputs]
 
 
-RUNTIMES = {"onnx": run_onnx, "litert": run_litert, "tf_saved_model": run_saved_model}
+def run_torch(path, inputs, names):
+    import torch
+
+    program = torch.export.load(path).module()
+    # The program takes what the Keras model took: a tensor, or a list.
+    tensors = [torch.as_tensor(x) for x in inputs]
+    outputs = program(tensors if len(tensors) > 1 else tensors[0])
+    if not isinstance(outputs, (list, tuple)):
+        outputs = [outputs]
+    return [o.detach().numpy() for o in outputs]
+
+
+RUNTIMES = {
+    "onnx": run_onnx,
+    "litert": run_litert,
+    "tf_saved_model": run_saved_model,
+    "torch": run_torch,
+}
 
 
 def main(manifest_path, out_path):

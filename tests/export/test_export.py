@@ -19,22 +19,13 @@ from tests.export.exporting import (
     SWEEP,
     TOLERANCE,
     export_and_serve,
-    keras_cannot,
+    format_params,
     litert_op_names,
     onnx_op_types,
 )
 
 
-def _formats():
-    params = []
-    for format in ("onnx", "litert", "tf_saved_model"):
-        reason = keras_cannot(format)
-        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-        params.append(pytest.param(format, marks=marks, id=format))
-    return params
-
-
-@pytest.mark.parametrize("format", _formats())
+@pytest.mark.parametrize("format", format_params())
 def test_exported_models_match_predict(format, tmp_path):
     results = export_and_serve(list(MODELS), format, tmp_path)
     for name, (_, _, expected, served) in results.items():
@@ -64,7 +55,7 @@ def test_exported_models_match_predict(format, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("format", _formats())
+@pytest.mark.parametrize("format", format_params())
 def test_sweep_matches_predict(format, tmp_path):
     """Every Greff variant, activations, biases, masks with `go_backwards`,
     `unroll`: one layer per export."""

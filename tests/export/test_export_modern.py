@@ -20,7 +20,7 @@ from tests.export.exporting import (
     SWEEP,
     TOLERANCE,
     export_and_serve,
-    keras_cannot,
+    format_params,
     litert_op_names,
     onnx_op_types,
 )
@@ -73,16 +73,7 @@ MODERN = {
 }
 
 
-def _formats():
-    params = []
-    for format in ("onnx", "litert", "tf_saved_model"):
-        reason = keras_cannot(format)
-        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-        params.append(pytest.param(format, marks=marks, id=format))
-    return params
-
-
-@pytest.mark.parametrize("format", _formats())
+@pytest.mark.parametrize("format", format_params())
 def test_exported_modern_layers_match_predict(format, tmp_path, monkeypatch):
     for name, make in MODERN.items():
         # `exporting.build` looks the models up in SWEEP, by name.

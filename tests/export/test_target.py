@@ -119,6 +119,17 @@ def test_unknown_timesteps_raise_on_torch_only(tmp_path):
     assert not os.path.exists(path)
     model.export(path, format="onnx", verbose=False, **export_kwargs(model, "onnx"))
     assert os.path.exists(path)
+    # The same for torch.export's program; Keras's torch exporter passes the
+    # ValueError on inside a RuntimeError of its own.
+    pt2 = os.fspath(tmp_path / "model.pt2")
+    with pytest.raises(
+        RuntimeError, match="GRU 'open_length' to format='torch'.*timesteps"
+    ) as raised:
+        model.export(pt2, format="torch", verbose=False)
+    assert isinstance(raised.value.__cause__, ValueError)
+    assert not os.path.exists(pt2)
+    model.export(pt2, format="torch", verbose=False, **export_kwargs(model, "torch"))
+    assert os.path.exists(pt2)
 
 
 def test_clockwork_to_onnx_with_unknown_batch_raises_on_jax_only(tmp_path):
