@@ -26,7 +26,8 @@ layer to ONNX; on torch, a number of timesteps unknown at export (ONNX,
 LiteRT, `"torch"`); on JAX,
 `ClockworkRNN` to ONNX with an unknown batch size) raises a `ValueError`
 naming the format and the layer while `export` traces the model, before
-anything is written.
+anything is written (Keras's `"torch"` exporter passes it on as the cause
+of a `RuntimeError` of its own).
 
 `export_scope(format)` makes the layers trace for `format` where the model
 is converted some other way. The layers import this package below their
