@@ -28,6 +28,7 @@ import importlib.util
 import os
 import pkgutil
 import re
+import textwrap
 
 import pytest
 
@@ -203,7 +204,8 @@ def test_every_name_the_documentation_imports_or_names_resolves(path):
     imports, references = [], set(REFERENCE.findall(text))
     for language, block in FENCE.findall(text):
         if language in ("python", "py", "pycon"):
-            imports += imported_names(ast.parse(block))
+            # A block inside a list item is indented with the item.
+            imports += imported_names(ast.parse(textwrap.dedent(block)))
     unresolved = []
     for module, name in imports:
         try:
