@@ -87,7 +87,7 @@ def run_memory_worker(args):
     alone in this process. Returns `(MiB, method)`."""
     kind, impl, shape = configs.kind_of(args.worker), args.memory_of, args.shapes[0]
     backend = configs.default_backend()
-    configure_threads(args.threads, args.device)
+    configure_threads(args.threads, args.device, args.flush_denormals)
     x, y = make_data(shape, args)
     if impl != "torch" and backend == "jax" and args.device == "cpu":
         bench, _ = build(impl, kind, shape, args, x, y)

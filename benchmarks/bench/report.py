@@ -61,6 +61,7 @@ def machine_info(args, backend=None):
         "torch_process": args.torch_process,
         # What the worker processes get (bench.suite.child).
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
+        "flush_denormals": getattr(args, "flush_denormals", False),
     }
     versions = {}
     for module, distributions in _DISTRIBUTIONS.items():
@@ -132,6 +133,12 @@ def _together(info):
     )
 
 
+def _denormals(info):
+    if info.get("flush_denormals"):
+        return "subnormal numbers flushed to zero on PyTorch's threads; "
+    return ""
+
+
 def _ratio(row, key):
     """The ratio, with the range over processes where there were several."""
     text = fmt(row.get(key), 2)
@@ -153,6 +160,7 @@ def markdown(info, rows, skipped=None):
         f"median of {info['timed_steps']} steps after {info['warmup_steps']} "
         f"warm-up steps{_processes_note(info)}; {_together(info)}; "
         f"OMP_WAIT_POLICY {info.get('omp_wait_policy', 'default')}; "
+        f"{_denormals(info)}"
         f"{info['date']}. Versions: "
         + ", ".join(f"{k} {v}" for k, v in info["versions"].items())
         + ".",

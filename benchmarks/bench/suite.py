@@ -55,6 +55,8 @@ def child(args, backend, kind, shape, memory_of=None, impls=None):
     ]
     if memory_of:
         cmd += ["--memory-of", memory_of]
+    if args.flush_denormals:
+        cmd.append("--flush-denormals")
     env = dict(os.environ, KERAS_BACKEND=backend)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # torch.nn shares the process with the backend's runtime, whose threads

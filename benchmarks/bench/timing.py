@@ -15,10 +15,13 @@ import time
 from . import configs
 
 
-def configure_threads(threads, device):
+def configure_threads(threads, device, flush_denormals=False):
     """Caps the backend's CPU threads at `threads`; `device="cpu"` hides any
-    GPU from TensorFlow."""
+    GPU from TensorFlow; `flush_denormals` flushes subnormal numbers to zero
+    on PyTorch's threads, if PyTorch is installed."""
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    if flush_denormals:
+        _flush_torch_denormals()
     if configs.default_backend() == "tensorflow":
         import tensorflow as tf
 
@@ -26,6 +29,16 @@ def configure_threads(threads, device):
         tf.config.threading.set_inter_op_parallelism_threads(threads)
         if device == "cpu":
             tf.config.set_visible_devices([], "GPU")
+
+
+def _flush_torch_denormals():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return
+    from kerasrnn.fast.torch.denormals import flush_denormals
+
+    flush_denormals()
 
 
 class KerasBench:
@@ -325,8 +338,10 @@ def run_worker(args):
         return {"rows": [], "skipped": {}}
     if impls == ["torch"]:
         os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+        if args.flush_denormals:
+            _flush_torch_denormals()
     else:
-        configure_threads(args.threads, args.device)
+        configure_threads(args.threads, args.device, args.flush_denormals)
     x, y = make_data(shape, args)
     benches, paths, skipped = {}, {}, {}
     for impl in impls:

@@ -95,3 +95,21 @@ def test_several_timing_processes_are_merged(tmp_path):
     assert rows["keras"]["train_ratio"] == 1.0
     table = (tmp_path / f"{backend}-cpu-quick.md").read_text()
     assert "in each of 2 fresh processes" in table
+
+
+def test_flush_denormals_reaches_the_workers_and_the_header(tmp_path):
+    # Each worker calls kerasrnn.fast.torch.denormals.flush_denormals before
+    # it builds anything (a failure there fails the run); the report says so.
+    run_benchmark(
+        tmp_path, "--quick", "--backend", "torch", "--kinds", "gru",
+        "--impls", "keras,kerasrnn,torch", "--threads", "1", "--flush-denormals",
+    )  # fmt: skip
+    report = json.loads((tmp_path / "torch-cpu-quick.json").read_text())
+    assert report["machine"]["flush_denormals"] is True
+    assert {r["implementation"] for r in report["results"]} == {
+        "keras",
+        "kerasrnn",
+        "torch",
+    }
+    table = (tmp_path / "torch-cpu-quick.md").read_text()
+    assert "subnormal numbers flushed to zero on PyTorch's threads" in table

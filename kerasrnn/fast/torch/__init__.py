@@ -27,6 +27,12 @@ What PyTorch's kernels cannot compute takes the readable loop, and
 `fast_path="auto"` takes the kernels for every other call: PyTorch runs
 eagerly, so there is no compilation to pay for.
 
+On a CPU, PyTorch computes with subnormal numbers, which a gradient
+vanishing back through a long sequence passes through, dozens of times
+slower than with normal ones; `denormals.flush_denormals()` flushes them
+to zero on PyTorch's threads, as TensorFlow and XLA do on theirs (an
+opt-in: it is a setting of the whole process).
+
 This package implements the backend contract of `kerasrnn.fast.dispatch`
 (see `kerasrnn.fast.tensorflow`): `unsupported`, `unsupported_call`, `run`,
 and the optional `refused_call` and `cudnn_unsupported_call` (for
