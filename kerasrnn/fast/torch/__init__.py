@@ -29,9 +29,11 @@ eagerly, so there is no compilation to pay for.
 
 On a CPU, PyTorch computes with subnormal numbers, which a gradient
 vanishing back through a long sequence passes through, dozens of times
-slower than with normal ones; `denormals.flush_denormals()` flushes them
-to zero on PyTorch's threads, as TensorFlow and XLA do on theirs (an
-opt-in: it is a setting of the whole process).
+slower than with normal ones. The kernels' backward pass runs with them
+flushed to zero on PyTorch's threads, as TensorFlow's and XLA's threads
+always do, and the setting is put back after it
+(`denormals.backward_flushed`); `denormals.flush_denormals()` sets it for
+the whole process.
 
 This package implements the backend contract of `kerasrnn.fast.dispatch`
 (see `kerasrnn.fast.tensorflow`): `unsupported`, `unsupported_call`, `run`,

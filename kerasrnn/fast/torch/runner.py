@@ -13,6 +13,10 @@ front: a sample's valid steps are then read from its last valid step back to
 its first, its padded steps come first and output zeros, and its states stay
 the initial ones until its first valid step. A sample with no valid step
 keeps its initial states and outputs zeros.
+
+On a CPU the kernel's backward pass runs with subnormal numbers flushed to
+zero on PyTorch's threads (`kerasrnn.fast.torch.denormals.backward_flushed`),
+as TensorFlow's and XLA's threads always do.
 """
 
 import contextlib
@@ -20,6 +24,7 @@ import contextlib
 import torch
 
 from kerasrnn.fast.kinds import activation_name, kernel_kind
+from kerasrnn.fast.torch.denormals import backward_flushed
 from kerasrnn.fast.torch.weights import kernel_function, torch_parameters
 
 __all__ = ["right_padded_lengths", "run"]
@@ -60,6 +65,13 @@ def _shift_right(h, shifts):
     return torch.where((source >= 0)[:, :, None], out, torch.zeros_like(out))
 
 
+def _split(tensors, num_states):
+    """The kernel's state argument (one tensor, or the LSTM's `(h, c)`) and
+    its list of weights, from the flat `tensors`."""
+    states, weights = tensors[:num_states], list(tensors[num_states:])
+    return (states[0] if num_states == 1 else tuple(states)), weights
+
+
 def _run_packed(function, x, lengths, hidden, params, has_biases, train):
     """The kernel over each sample's first `lengths` steps (at least one):
     `(h_seq, final_states)`, `h_seq` zero after each sample's length."""
@@ -68,17 +80,14 @@ def _run_packed(function, x, lengths, hidden, params, has_biases, train):
     )
     order, unorder = packed.sorted_indices, packed.unsorted_indices
     hidden = [state.index_select(1, order) for state in hidden]
-    result = function(
-        packed.data,
-        packed.batch_sizes,
-        hidden[0] if len(hidden) == 1 else tuple(hidden),
-        params,
-        has_biases,
-        1,
-        0.0,
-        train,
-        False,
-    )
+
+    def kernel(data, *tensors):
+        states, weights = _split(tensors, len(hidden))
+        return function(
+            data, packed.batch_sizes, states, weights, has_biases, 1, 0.0, train, False
+        )
+
+    result = backward_flushed([packed.data, *hidden, *params], kernel)
     h_seq, _ = torch.nn.utils.rnn.pad_packed_sequence(
         torch.nn.utils.rnn.PackedSequence(
             result[0], packed.batch_sizes, order, unorder
@@ -135,17 +144,14 @@ def run(layer, sequences, initial_state, mask, training):
         if lengths is None:
             if layer.go_backwards:
                 x = torch.flip(x, (1,))
-            result = function(
-                x,
-                hidden[0] if len(hidden) == 1 else tuple(hidden),
-                params,
-                has_biases,
-                1,
-                0.0,
-                train,
-                False,
-                True,
-            )
+
+            def kernel(sequence, *tensors):
+                states, weights = _split(tensors, len(hidden))
+                return function(
+                    sequence, states, weights, has_biases, 1, 0.0, train, False, True
+                )
+
+            result = backward_flushed([x, *hidden, *params], kernel)
             h_seq, final = result[0], [s.squeeze(0) for s in result[1:]]
             if layer.return_sequences:
                 return h_seq[:, -1], h_seq, final

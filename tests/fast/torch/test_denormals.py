@@ -1,15 +1,16 @@
-"""`kerasrnn.fast.torch.denormals.flush_denormals` on PyTorch's CPU threads.
+"""Subnormal numbers on PyTorch's CPU threads (`kerasrnn.fast.torch.denormals`).
 
-Two checks of its effect, each independent of how it sets the flags:
+The checks of the effect are independent of how the flags are set:
 - every thread of PyTorch's OpenMP pool, probed through the runtime's
-  `GOMP_parallel` (found here in PyTorch's own folder), multiplies the
-  subnormal 1e-39 by 1 to exactly 0 after the call, and to 1e-39 before
-  it and after `flush_denormals(False)`;
-- the input gradient of kerasrnn's LSTM on PyTorch's fused kernel, whose
-  BPTT gradient decays through float32's subnormal range (forget gates near
-  0.12), holds subnormal numbers without the flags and none with them, and
-  every gradient agrees with the unflushed one within 1e-37 (flushing
-  changes only values below 1.2e-38).
+  `GOMP_parallel` (found here in PyTorch's own folder, the body a Python
+  callback), multiplies the subnormal 1e-39 by 1 to exactly 0 when it
+  flushes, and to 1e-39 when it does not;
+- the input gradient of an LSTM whose BPTT gradient decays through
+  float32's subnormal range (forget gates near sigmoid(-2) = 0.12) holds
+  subnormal numbers through the readable loop (no flushing) and none
+  through the fused kernel, and the two agree within float32 rounding
+  (1e-5 relative, and 1e-6 of the largest gradient absolute: the two loops
+  round differently, and a relative error compounds along the decay).
 """
 
 import ctypes
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.skipif(
 if BACKEND == "torch":
     import torch
 
-    from kerasrnn.fast.torch.denormals import flush_denormals
+    from kerasrnn.fast.torch.denormals import backward_flushed, flush_denormals
 
 TINY = np.finfo(np.float32).tiny
 SUBNORMAL = 1e-39
@@ -42,6 +43,7 @@ PROBE_THREADS = 2
 def restored():
     """PyTorch's default afterwards: subnormals computed, the pool's size kept."""
     threads = torch.get_num_threads()
+    torch.set_num_threads(PROBE_THREADS)
     yield
     flush_denormals(False)
     torch.set_num_threads(threads)
@@ -66,37 +68,44 @@ def products_per_thread():
             products[threading.get_ident()] = product
 
     parallel(body_type(body), None, PROBE_THREADS, 0)
+    assert len(products) == PROBE_THREADS
     return products
 
 
-def test_every_thread_of_the_pool_flushes_and_clears(restored):
-    torch.set_num_threads(PROBE_THREADS)
+def every_thread_flushes():
+    """True if all probed threads flush, False if none does (else fails)."""
+    flushing = {product == 0 for product in products_per_thread().values()}
+    assert len(flushing) == 1, "some threads flush and some do not"
+    return flushing.pop()
+
+
+def test_flush_denormals_sets_and_clears_every_thread_of_the_pool(restored):
     products_per_thread()  # the pool's threads exist before the flags are set
-    before = products_per_thread()
-    assert len(before) == PROBE_THREADS
-    assert all(product != 0 for product in before.values()), before
+    assert not every_thread_flushes()
     assert flush_denormals() == PROBE_THREADS
-    flushed = products_per_thread()
-    assert flushed.keys() == before.keys(), "the probe ran on other threads"
-    assert all(product == 0 for product in flushed.values()), flushed
+    assert every_thread_flushes()
     assert flush_denormals(False) == PROBE_THREADS
-    assert all(product != 0 for product in products_per_thread().values())
+    assert not every_thread_flushes()
 
 
-def lstm_gradients(timesteps=96, batch=16, features=8, units=32):
-    """Gradients of `sum(h_T ** 2)` through kerasrnn's LSTM on PyTorch's fused
-    kernel, with forget gates near sigmoid(-2) = 0.12 so that the gradient
-    decays through the subnormal range within the sequence."""
+def decaying_lstm(fast_path, timesteps=96, batch=16, features=8, units=32):
+    """An LSTM whose forget gates are near 0.12, so that the gradient of
+    `sum(h_T ** 2)` decays through the subnormal range within the sequence,
+    and the input that the gradient is taken for."""
     keras.utils.set_random_seed(0)
-    layer = kerasrnn.LSTM(units)
+    layer = kerasrnn.LSTM(units, fast_path=fast_path)
     layer.build((batch, timesteps, features))
     bias = np.zeros(4 * units, "float32")
     bias[units : 2 * units] = -2.0
     layer.cell.bias.assign(bias)
     x = np.random.default_rng(0).normal(size=(batch, timesteps, features))
-    x = torch.tensor(x.astype("float32"), requires_grad=True)
+    return layer, torch.tensor(x.astype("float32"), requires_grad=True)
+
+
+def lstm_gradients(fast_path):
+    layer, x = decaying_lstm(fast_path)
     layer(x).square().sum().backward()
-    assert layer.last_path == "fast", layer.last_path_reason
+    assert layer.last_path == ("fast" if fast_path else "readable")
     return [x.grad.numpy()] + [v.value.grad.numpy() for v in layer.trainable_variables]
 
 
@@ -104,16 +113,61 @@ def subnormal_count(array):
     return int(np.sum((array != 0) & (np.abs(array) < TINY)))
 
 
-def test_the_fused_lstm_gradient_holds_no_subnormal_numbers_when_flushed(restored):
-    plain = lstm_gradients()
-    assert subnormal_count(plain[0]) > 0, "the test's gradient never became subnormal"
+def test_the_fused_kernel_flushes_in_its_backward_pass_only(restored):
+    readable = lstm_gradients(fast_path=False)
+    assert subnormal_count(readable[0]) > 0, "the gradient never became subnormal"
+    fused = lstm_gradients(fast_path=True)
+    assert [subnormal_count(g) for g in fused] == [0] * len(fused)
+    for a, b in zip(fused, readable):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6 * np.abs(b).max())
+    # PyTorch's setting is back after the backward pass, on every thread.
+    assert not every_thread_flushes()
+
+
+def test_a_process_that_flushes_keeps_flushing_after_the_backward_pass(restored):
     flush_denormals()
-    flushed = lstm_gradients()
-    assert [subnormal_count(g) for g in flushed] == [0] * len(flushed)
-    for a, b in zip(flushed, plain):
-        np.testing.assert_allclose(a, b, rtol=0, atol=1e-37)
-    flush_denormals(False)
-    assert subnormal_count(lstm_gradients()[0]) == subnormal_count(plain[0])
+    fused = lstm_gradients(fast_path=True)
+    assert subnormal_count(fused[0]) == 0
+    assert every_thread_flushes()
+
+
+def test_the_setting_is_put_back_when_the_pass_stops_before_the_inputs(restored):
+    # Autograd runs only what the gradient of `middle` needs: the region is
+    # entered at the kernel's outputs, and never left at its inputs.
+    weight = torch.ones(3, requires_grad=True)
+    inside = []
+
+    def kernel(w):
+        inside.append(w * 2.0)
+        return (inside[0] * 3.0,)
+
+    (out,) = backward_flushed([weight], kernel)
+    (grad,) = torch.autograd.grad(out.sum(), inside)
+    np.testing.assert_array_equal(grad.numpy(), [3.0, 3.0, 3.0])
+    assert not every_thread_flushes()
+
+
+def test_no_region_without_gradients(restored):
+    weight = torch.ones(3)
+    (out,) = backward_flushed([weight], lambda w: (w * 2.0,))
+    assert out.grad_fn is None
+    with torch.no_grad():
+        (out,) = backward_flushed([weight.requires_grad_()], lambda w: (w * 2.0,))
+    assert out.grad_fn is None
+
+
+def test_inputs_without_gradient_stay_without_one(restored):
+    x, w = torch.ones(3), torch.ones(3, requires_grad=True)
+    seen = []
+
+    def kernel(x, w):
+        seen.append(x.requires_grad)
+        return (x * w,)
+
+    (out,) = backward_flushed([x, w], kernel)
+    assert seen == [False]
+    out.sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), [1.0, 1.0, 1.0])
 
 
 @pytest.mark.parametrize("enabled", [1, "yes", None])
