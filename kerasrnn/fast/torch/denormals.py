@@ -95,8 +95,8 @@ def backward_flushed(inputs, kernel):
     calling thread flushes already, and put back once the gradients of the
     inputs that require one are computed, or when that backward pass ends,
     whichever comes first. On CUDA, without gradients, under `torch.compile`
-    or `torch.export`, in a traced graph, or where the CPU has no such
-    flags, this is `kernel(*inputs)`.
+    or `torch.export`, in a traced graph, inside `torch.func` transforms, or
+    where the CPU has no such flags, this is `kernel(*inputs)`.
     """
     if (
         not torch.is_grad_enabled()
@@ -107,11 +107,20 @@ def backward_flushed(inputs, kernel):
         # tracing time, not at every backward pass.
         or torch.compiler.is_compiling()
         or torch.jit.is_tracing()
+        or _functorch_active()
     ):
         return kernel(*inputs)
     region = _Region()
     marked = _LeaveRegion.apply(region, *inputs)
     return _EnterRegion.apply(region, *kernel(*marked))
+
+
+def _functorch_active():
+    """Whether a `torch.func` transform (`grad`, `vmap`) is tracing: its
+    autograd.Function rules differ, and the flags' Python would not run
+    per backward pass."""
+    active = getattr(torch._C, "_are_functorch_transforms_active", None)
+    return bool(active and active())
 
 
 class _State:

@@ -170,6 +170,18 @@ def test_inputs_without_gradient_stay_without_one(restored):
     np.testing.assert_array_equal(w.grad.numpy(), [1.0, 1.0, 1.0])
 
 
+def test_torch_func_transforms_take_the_kernel_as_it_is(restored):
+    def loss(w):
+        (out,) = backward_flushed([w], lambda w: (w * w,))
+        return out.sum()
+
+    weight = torch.tensor([1.0, 2.0, 3.0])
+    grad = torch.func.grad(loss)(weight)
+    np.testing.assert_array_equal(grad.numpy(), [2.0, 4.0, 6.0])
+    batched = torch.func.vmap(torch.func.grad(loss))(torch.stack([weight, -weight]))
+    np.testing.assert_array_equal(batched.numpy(), [[2, 4, 6], [-2, -4, -6]])
+
+
 @pytest.mark.parametrize("enabled", [1, "yes", None])
 def test_enabled_must_be_a_bool(enabled):
     with pytest.raises(ValueError, match="enabled"):
