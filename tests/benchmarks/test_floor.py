@@ -59,6 +59,20 @@ def test_the_floor_runs_every_step_of_the_products_it_claims(kind):
     np.testing.assert_allclose(got_train, train, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", sorted(GATES))
+def test_the_timed_floor_keeps_its_values_normal_over_long_sequences(kind):
+    """The timed weights (orthogonal first block, zeros) keep both chains'
+    norms: after 3000 steps each way no value has decayed into float32's
+    subnormal range (which PyTorch computes with slowly) or overflowed."""
+    args = configs.parse_args(["--quick", "--features", "5", "--batch", "3"])
+    shape = (3000, 8)
+    x, _ = timing.make_data(shape, args)
+    bench = FloorBench(configs.kind_of(kind), shape, x)
+    for value in (bench.infer_value(), bench.train_value()):
+        value = float(keras.ops.convert_to_numpy(value))
+        assert np.isfinite(value) and abs(value) > np.finfo(np.float32).tiny, value
+
+
 @pytest.mark.parametrize("kind", ["min_gru", "min_lstm", "slstm"])
 def test_a_layer_without_a_dense_recurrent_product_has_no_floor(kind):
     args = configs.parse_args(["--quick"])

@@ -80,7 +80,7 @@ def flush_denormals(enabled=True):
     return _copy_to_pool()
 
 
-def calling_thread_flushes():
+def _calling_thread_flushes():
     """Whether the calling thread treats subnormal inputs as zero now."""
     return float(torch.tensor([1e-39]).mul_(1.0)[0]) == 0.0
 
@@ -148,7 +148,7 @@ class _Region:
                 return
             self.open = True
             if _State.depth == 0:
-                _State.set_by_us = not calling_thread_flushes()
+                _State.set_by_us = not _calling_thread_flushes()
                 if _State.set_by_us and flush_denormals(True) == 0:
                     _State.unsupported, _State.set_by_us = True, False
             _State.depth += 1
