@@ -34,6 +34,8 @@ algorithm) could go under it.
 
 import numpy as np
 
+from .timing import wait
+
 # The width of a kind's recurrent product, in units: `(units, gates *
 # units)`. The minimal cells have no recurrent product, and the sLSTM's is
 # block-diagonal per head, so they have no floor row.
@@ -55,22 +57,6 @@ def _compile(fn):
 
         return tf.function(fn)
     return fn
-
-
-def _wait(value):
-    """Blocks until `value` is computed (a CUDA stream, JAX's async dispatch)."""
-    import keras
-
-    backend = keras.backend.backend()
-    if backend == "jax":
-        value.block_until_ready()
-    elif backend == "tensorflow":
-        value.numpy()
-    else:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
 
 
 class FloorBench:
@@ -180,5 +166,5 @@ class FloorBench:
                 value = fn(self._xs)
         else:
             value = fn(self._xs)
-        _wait(value)
+        wait(value, self.backend)
         return value

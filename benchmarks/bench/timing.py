@@ -41,6 +41,21 @@ def _flush_torch_denormals():
     flush_denormals()
 
 
+def wait(value, backend):
+    """Blocks until the backend has computed `value`, a tensor a timed call
+    returned: JAX and CUDA run asynchronously, and a TensorFlow result is
+    read back (`.numpy()`), as a caller would."""
+    if backend == "jax":
+        value.block_until_ready()
+    elif backend == "tensorflow":
+        value.numpy()
+    else:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
+
 class KerasBench:
     """Train and inference callables for a Keras model on the active backend."""
 
@@ -75,8 +90,8 @@ class KerasBench:
         def infer(x):
             return model(x, training=False)
 
-        self.train = lambda: train(x, y).numpy()
-        self.infer = lambda: infer(x).numpy()
+        self.train = lambda: wait(train(x, y), "tensorflow")
+        self.infer = lambda: wait(infer(x), "tensorflow")
 
     def _setup_jax(self):
         import jax
@@ -113,10 +128,10 @@ class KerasBench:
             loss, state["t"], state["n"], state["o"] = train(
                 state["t"], state["n"], state["o"], x, y
             )
-            loss.block_until_ready()
+            wait(loss, "jax")
 
         self.train = run_train
-        self.infer = lambda: infer(state["t"], state["n"], x).block_until_ready()
+        self.infer = lambda: wait(infer(state["t"], state["n"], x), "jax")
         # The compiled training step and its current arguments, for XLA's
         # own account of its memory (`memory.xla_step_mib`).
         self.jax_train = train
@@ -131,7 +146,6 @@ class KerasBench:
             torch.as_tensor(self.x, device=device),
             torch.as_tensor(self.y, device=device),
         )
-        sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
         def train():
             model.zero_grad()
@@ -141,12 +155,11 @@ class KerasBench:
             grads = [v.value.grad for v in variables]
             with torch.no_grad():
                 optimizer.apply(grads, variables)
-            sync()
+            wait(loss, "torch")
 
         def infer():
             with torch.no_grad():
-                model(x, training=False)
-            sync()
+                wait(model(x, training=False), "torch")
 
         self.train, self.infer = train, infer
 
