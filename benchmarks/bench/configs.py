@@ -159,9 +159,9 @@ def parse_args(argv=None):
         action="store_true",
         help="flush subnormal numbers to zero on PyTorch's CPU threads in "
         "every worker (kerasrnn.fast.torch.denormals.flush_denormals), as "
-        "TensorFlow and XLA do on theirs; it speeds up torch's backward pass "
-        "through long sequences, kerasrnn's, keras.layers' and torch.nn's "
-        "alike",
+        "TensorFlow and XLA do on theirs; it speeds up the backward pass "
+        "of keras.layers and torch.nn through long sequences (kerasrnn's "
+        "fused layers flush their own backward pass already)",
     )
     parser.add_argument(
         "--memory",
