@@ -94,7 +94,8 @@ def backward_flushed(inputs, kernel):
     are set when the gradient reaches the kernel's outputs, unless the
     calling thread flushes already, and put back once the gradients of the
     inputs that require one are computed, or when that backward pass ends,
-    whichever comes first. On CUDA, without gradients, under `torch.compile`
+    whichever comes first (after a backward pass that raised, at the next
+    call on the same thread). On CUDA, without gradients, under `torch.compile`
     or `torch.export`, in a traced graph, inside `torch.func` transforms, or
     where the CPU has no such flags, this is `kernel(*inputs)`.
     """
@@ -110,6 +111,7 @@ def backward_flushed(inputs, kernel):
         or _functorch_active()
     ):
         return kernel(*inputs)
+    _close_stale_regions()
     region = _Region()
     marked = _LeaveRegion.apply(region, *inputs)
     return _EnterRegion.apply(region, *kernel(*marked))
@@ -123,12 +125,28 @@ def _functorch_active():
     return bool(active and active())
 
 
+def _close_stale_regions():
+    """Leaves the regions this thread entered in a backward pass that is
+    over: one that raised after its region was entered runs neither the
+    kernel's input gradients nor the engine's end-of-pass callbacks. Called
+    on the way forward, outside any backward pass."""
+    if not _State.open_regions:
+        return
+    task = getattr(torch._C, "_current_graph_task_id", None)
+    if task is None or task() != -1:
+        return
+    thread = threading.get_ident()
+    for region in [r for r in _State.open_regions if r.thread == thread]:
+        region.leave()
+
+
 class _State:
-    """The flags kerasrnn set: `depth` regions open; `set_by_us` whether the
-    first of them set the flags (else they were set already)."""
+    """The flags kerasrnn set: `open_regions`, the regions entered and not
+    left; `set_by_us` whether the first of them set the flags (else they
+    were set already)."""
 
     lock = threading.Lock()
-    depth = 0
+    open_regions = set()
     set_by_us = False
     unsupported = False
 
@@ -138,6 +156,7 @@ class _Region:
 
     def __init__(self):
         self.open = False
+        self.thread = None
 
     # Under Keras's jit_compile the backward pass runs inside a compiled
     # function's frame: keep Dynamo from tracing the flags' Python.
@@ -146,12 +165,12 @@ class _Region:
         with _State.lock:
             if self.open:
                 return
-            self.open = True
-            if _State.depth == 0:
+            self.open, self.thread = True, threading.get_ident()
+            if not _State.open_regions:
                 _State.set_by_us = not _calling_thread_flushes()
                 if _State.set_by_us and flush_denormals(True) == 0:
                     _State.unsupported, _State.set_by_us = True, False
-            _State.depth += 1
+            _State.open_regions.add(self)
         # The safety net: a pass that never reaches the kernel's inputs.
         torch.autograd.Variable._execution_engine.queue_callback(self.leave)
 
@@ -161,8 +180,8 @@ class _Region:
             if not self.open:
                 return
             self.open = False
-            _State.depth -= 1
-            if _State.depth == 0 and _State.set_by_us:
+            _State.open_regions.discard(self)
+            if not _State.open_regions and _State.set_by_us:
                 flush_denormals(False)
                 _State.set_by_us = False
 

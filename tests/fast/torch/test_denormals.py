@@ -147,6 +147,26 @@ def test_the_setting_is_put_back_when_the_pass_stops_before_the_inputs(restored)
     assert not every_thread_flushes()
 
 
+def test_a_pass_that_raises_has_its_setting_put_back_at_the_next_call(restored):
+    class Raises(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, w):
+            return w * 2.0
+
+        @staticmethod
+        def backward(ctx, grad):
+            raise RuntimeError("a backward pass that fails")
+
+    weight = torch.ones(3, requires_grad=True)
+    (out,) = backward_flushed([weight], lambda w: (Raises.apply(w),))
+    with pytest.raises(RuntimeError, match="fails"):
+        out.sum().backward()
+    # Neither the kernel's input gradients nor the end of the pass ran.
+    assert every_thread_flushes()
+    backward_flushed([weight], lambda w: (w * 2.0,))
+    assert not every_thread_flushes()
+
+
 def test_no_region_without_gradients(restored):
     weight = torch.ones(3)
     (out,) = backward_flushed([weight], lambda w: (w * 2.0,))
