@@ -89,17 +89,21 @@ class FloorBench:
         width = GATES[kind.name] * units
         rng = np.random.default_rng(0)
 
-        def tensor(*dims, std=0.05 if scale is None else scale):
+        std = 0.05 if scale is None else scale
+
+        def tensor(*dims):
             return ops.convert_to_tensor(
                 (std * rng.standard_normal(dims)).astype("float32")
             )
 
-        kernel, recurrent = tensor(features, width), tensor(units, width)
+        kernel = tensor(features, width)
         if scale is None:
             orthogonal, _ = np.linalg.qr(rng.standard_normal((units, units)))
             blocks = np.zeros((units, width), "float32")
             blocks[:, :units] = orthogonal
             recurrent = ops.convert_to_tensor(blocks)
+        else:
+            recurrent = tensor(units, width)
         recurrent_t = ops.transpose(recurrent)
         steps_first = ops.transpose(ops.convert_to_tensor(x), (1, 0, 2))
         # What the weight gradients read: every step's input, state and

@@ -29,6 +29,7 @@ which then counts as zero.
 
 import ctypes
 import ctypes.util
+import functools
 import os
 import threading
 
@@ -155,17 +156,16 @@ class _Region:
     """One kernel's backward pass, entered and left at most once per pass."""
 
     def __init__(self):
-        self.open = False
-        self.thread = None
+        self.thread = None  # the thread that entered it
 
     # Under Keras's jit_compile the backward pass runs inside a compiled
     # function's frame: keep Dynamo from tracing the flags' Python.
     @torch.compiler.disable
     def enter(self):
         with _State.lock:
-            if self.open:
+            if self in _State.open_regions:
                 return
-            self.open, self.thread = True, threading.get_ident()
+            self.thread = threading.get_ident()
             if not _State.open_regions:
                 _State.set_by_us = not _calling_thread_flushes()
                 if _State.set_by_us and flush_denormals(True) == 0:
@@ -177,10 +177,9 @@ class _Region:
     @torch.compiler.disable
     def leave(self):
         with _State.lock:
-            if not self.open:
+            if self not in _State.open_regions:
                 return
-            self.open = False
-            _State.open_regions.discard(self)
+            _State.open_regions.remove(self)
             if not _State.open_regions and _State.set_by_us:
                 flush_denormals(False)
                 _State.set_by_us = False
@@ -239,17 +238,13 @@ def _copy_to_pool():
     return threads
 
 
-_RUNTIME = []
-
-
+@functools.cache
 def _runtime():
     """`(GOMP_parallel, fegetenv, fesetenv)` of the OpenMP runtime loaded in
     this process (the one under PyTorch's folder first: its wheels bundle the
     runtime its kernels use) and of the C maths library, or `None` where
     either cannot be found."""
-    if not _RUNTIME:
-        _RUNTIME.append(_find_runtime(os.path.dirname(torch.__file__)))
-    return _RUNTIME[0]
+    return _find_runtime(os.path.dirname(torch.__file__))
 
 
 def _find_runtime(torch_dir):
