@@ -35,6 +35,8 @@ import threading
 
 import torch
 
+from kerasrnn.fast.torch.eager import eager_cpu_backward
+
 __all__ = ["backward_flushed", "flush_denormals"]
 
 # OpenMP runtimes that export GCC's `GOMP_parallel` entry point: GCC's own
@@ -100,30 +102,12 @@ def backward_flushed(inputs, kernel):
     or `torch.export`, in a traced graph, inside `torch.func` transforms, or
     where the CPU has no such flags, this is `kernel(*inputs)`.
     """
-    if (
-        not torch.is_grad_enabled()
-        or not any(t.requires_grad for t in inputs)
-        or inputs[0].device.type != "cpu"
-        or _State.unsupported
-        # A compiled or traced graph would run the flags' Python once, at
-        # tracing time, not at every backward pass.
-        or torch.compiler.is_compiling()
-        or torch.jit.is_tracing()
-        or _functorch_active()
-    ):
+    if not eager_cpu_backward(inputs) or _State.unsupported:
         return kernel(*inputs)
     _close_stale_regions()
     region = _Region()
     marked = _LeaveRegion.apply(region, *inputs)
     return _EnterRegion.apply(region, *kernel(*marked))
-
-
-def _functorch_active():
-    """Whether a `torch.func` transform (`grad`, `vmap`) is tracing: its
-    autograd.Function rules differ, and the flags' Python would not run
-    per backward pass."""
-    active = getattr(torch._C, "_are_functorch_transforms_active", None)
-    return bool(active and active())
 
 
 def _close_stale_regions():

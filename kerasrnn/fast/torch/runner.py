@@ -25,6 +25,7 @@ import torch
 
 from kerasrnn.fast.kinds import activation_name, kernel_kind
 from kerasrnn.fast.torch.denormals import backward_flushed
+from kerasrnn.fast.torch.simple_rnn import kept_states_kernel
 from kerasrnn.fast.torch.weights import kernel_function, torch_parameters
 
 __all__ = ["right_padded_lengths", "run"]
@@ -135,7 +136,11 @@ def run(layer, sequences, initial_state, mask, training):
         if bool((lengths == x.shape[1]).all()):
             lengths = None  # nothing is padded
 
-    function = kernel_function(kind, activation_name(cell.activation))
+    if kind == "simple_rnn":
+        # PyTorch's forward kernel, with a backward pass that keeps less.
+        function = kept_states_kernel(activation_name(cell.activation))
+    else:
+        function = kernel_function(kind)
     params = torch_parameters(cell, kind, dtype)
     has_biases = cell.bias is not None
     hidden = [s.unsqueeze(0) for s in states]
