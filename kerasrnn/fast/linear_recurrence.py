@@ -46,6 +46,7 @@ __all__ = [
     "sequential_scan",
     "recurrence_states",
     "adjoint_states",
+    "recurrence_gradients",
     "check_form",
     "linear_recurrence",
 ]
@@ -164,32 +165,44 @@ def _jax_loop(a, b, h0, reverse, adjoint):
     return (out, last) if adjoint else out
 
 
-def _torch_loop(a, b, h0, reverse, adjoint):
+def _torch_loop(a, b, h0, reverse, adjoint, states=None):
     import torch
+
+    from kerasrnn.fast.torch.denormals import flushed
 
     out = torch.empty_like(a)
     h = h0
-    # Each step writes into its row of `out` (`out=`): one kernel per step
-    # forward, two backward, where a copy into `out[t]` would add one more.
-    for t in reversed(range(a.shape[0])) if reverse or adjoint else range(a.shape[0]):
-        row = out[t]
-        if adjoint:
-            if b is None:
-                row.copy_(h)
+    if not adjoint:
+        # Each step writes into its row of `out` (`out=`): one kernel per
+        # step, where a copy into `out[t]` would add one more.
+        for t in reversed(range(a.shape[0])) if reverse else range(a.shape[0]):
+            h = torch.addcmul(b[t], a[t], h, out=out[t])
+        return out
+    # The gradient that reaches early steps decays geometrically (by a_t < 1
+    # per step) through float32's subnormal range before it rounds to zero.
+    # XLA flushes subnormals to zero; PyTorch on a CPU computes with them,
+    # dozens of times slower, unless the loop runs with them flushed. They
+    # are below float32's smallest normal number, so flushing them changes
+    # no gradient measurably. With `states` (`(h, h0)`), each step also
+    # writes `delta_t * h_tm1`, the gradient of `a_t`, while its rows are in
+    # cache.
+    # Step t writes delta_t = b_t + a_{t+1} * delta_{t+1} into its row
+    # straight from the row after it; `h` enters at the last step.
+    d_a = None if states is None else torch.empty_like(a)
+    last = a.shape[0] - 1
+    with flushed():
+        for t in range(last, -1, -1):
+            row = out[t]
+            if t == last:
+                row.copy_(h) if b is None else torch.add(b[t], h, out=row)
+            elif b is None:
+                torch.mul(a[t + 1], out[t + 1], out=row)
             else:
-                torch.add(b[t], h, out=row)
-            h = a[t] * row
-        else:
-            h = torch.addcmul(b[t], a[t], h, out=row)
-    if adjoint:
-        # The gradient that reaches early steps decays geometrically (by
-        # a_t < 1 per step) through float32's subnormal range before it
-        # rounds to zero. XLA flushes subnormals to zero; PyTorch on a CPU
-        # computes with them, dozens of times slower, in every product the
-        # gradient still goes through. They are below float32's smallest
-        # normal number, so flushing them changes no gradient measurably.
-        out = torch.where(out.abs() < torch.finfo(out.dtype).tiny, 0.0, out)
-    return (out, h) if adjoint else out
+                torch.addcmul(b[t], a[t + 1], out[t + 1], out=row)
+            if d_a is not None:
+                torch.mul(row, states[0][t - 1] if t > 0 else states[1], out=d_a[t])
+        h = a[0] * out[0]
+    return (out, h) if d_a is None else (out, h, d_a)
 
 
 _LOOPS = {
@@ -250,6 +263,27 @@ def adjoint_states(a, upstream, form, last=None):
     return delta, a[0] * delta[0]
 
 
+def recurrence_gradients(a, h, h0, upstream, form, last=None):
+    """`(dL/da, dL/db, dL/dh0)` of the recurrence, from its states `h` (and
+    `h0`) and the gradients from outside (`upstream` of every state, or
+    `last` of the last state alone; see `adjoint_states`).
+
+    `dL/da_t = delta_t * h_tm1` and `dL/db_t = delta_t`. PyTorch's
+    sequential loop writes `dL/da_t` per step, while the step's rows are in
+    cache; the other forms multiply the whole shifted sequence of states.
+    """
+    if form == "sequential" and keras.backend.backend() == "torch":
+        if upstream is None:
+            delta, d_h0, d_a = _torch_loop(a, None, last, True, True, (h, h0))
+        else:
+            zeros = ops.zeros_like(upstream[0])
+            delta, d_h0, d_a = _torch_loop(a, upstream, zeros, True, True, (h, h0))
+        return d_a, delta, d_h0
+    delta, d_h0 = adjoint_states(a, upstream, form, last=last)
+    h_tm1 = ops.concatenate([h0[None], h[:-1]], axis=0)
+    return delta * h_tm1, delta, d_h0
+
+
 def check_form(form):
     """Returns `form` if it is `"scan"` or `"sequential"`, else raises."""
     if not isinstance(form, str) or form not in _FORMS:
@@ -294,9 +328,7 @@ def _differentiable(form):
         def grad(*args, upstream=None):
             if upstream is None:
                 (upstream,) = args
-            delta, d_h0 = adjoint_states(a, upstream, form)
-            h_tm1 = ops.concatenate([h0[None], h[:-1]], axis=0)
-            return delta * h_tm1, delta, d_h0
+            return recurrence_gradients(a, h, h0, upstream, form)
 
         return h, grad
 

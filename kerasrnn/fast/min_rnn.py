@@ -36,8 +36,8 @@ import keras
 from keras import ops
 
 from kerasrnn.fast.linear_recurrence import (
-    adjoint_states,
     check_form,
+    recurrence_gradients,
     recurrence_states,
 )
 
@@ -103,11 +103,11 @@ def _sequence_states(
                 )
             else:
                 if last_only:
-                    delta, d_h0 = adjoint_states(a, None, form, last=upstream)
+                    da, db, d_h0 = recurrence_gradients(
+                        a, h, h0, None, form, last=upstream
+                    )
                 else:
-                    delta, d_h0 = adjoint_states(a, upstream, form)
-                h_tm1 = ops.concatenate([h0[None], h[:-1]], axis=0)
-                da, db = delta * h_tm1, delta
+                    da, db, d_h0 = recurrence_gradients(a, h, h0, upstream, form)
                 if run is not None:
                     da, db = run * da, run * db
                 dk = cell_class.coefficients_vjp(k, da, db)

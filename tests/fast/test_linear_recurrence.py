@@ -130,6 +130,35 @@ def test_gradient_is_the_reverse_recurrence(form):
     assert_all_close(grads[2], a[0] * delta[0], atol=1e-5)
 
 
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("outside", ["every state", "last state"])
+def test_recurrence_gradients_from_every_state_or_the_last(form, outside):
+    """`recurrence_gradients` against the reverse recurrence written out in
+    float64: `(delta * h_tm1, delta, a_0 * delta_0)`, the loss reaching
+    every state (weights `w`) or the last one alone (`w[-1]`)."""
+    a, b, h0 = data(11, seed=5)
+    w = np.random.default_rng(6).standard_normal(a.shape).astype("float32")
+    h = loop(a, b, h0)
+    if outside == "last state":
+        w[:-1] = 0.0
+    delta = np.zeros_like(h)
+    for t in range(10, -1, -1):
+        delta[t] = w[t] + (a[t + 1] * delta[t + 1] if t < 10 else 0.0)
+    h_tm1 = np.concatenate([h0[None], h[:-1]])
+    tensors = [keras.ops.convert_to_tensor(v) for v in (a, h.astype("float32"), h0)]
+    if outside == "last state":
+        d_a, d_b, d_h0 = lr.recurrence_gradients(
+            *tensors, None, form, last=keras.ops.convert_to_tensor(w[-1])
+        )
+    else:
+        d_a, d_b, d_h0 = lr.recurrence_gradients(
+            *tensors, keras.ops.convert_to_tensor(w), form
+        )
+    assert_all_close(to_numpy(d_a), delta * h_tm1, atol=1e-5, what="dL/da")
+    assert_all_close(to_numpy(d_b), delta, atol=1e-5, what="dL/db")
+    assert_all_close(to_numpy(d_h0), a[0] * delta[0], atol=1e-5, what="dL/dh0")
+
+
 def test_bad_form_and_unknown_length_raise():
     a, b, h0 = data(3)
     with pytest.raises(ValueError, match="form"):

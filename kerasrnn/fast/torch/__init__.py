@@ -11,6 +11,10 @@ masks as packed sequences, `go_backwards`, `zero_output_for_mask`). With
 `use_cudnn=False` on the layer, cuDNN is switched off for the call on CUDA.
 Under a mixed precision policy the kernels compute in the layer's compute
 dtype (`float16`, `bfloat16`), the float32 variables cast on each call.
+The SimpleRNN's training step on a CPU (float32, float64) runs by hand
+instead (`simple_rnn`: the same recurrence in chunks of steps, with its own
+backward pass), because PyTorch's kernel, differentiated by autograd, holds
+three times Keras's memory, and this holds about as much as Keras's.
 
 What PyTorch's kernels cannot compute takes the readable loop, and
 `layer.last_path_reason` says why:

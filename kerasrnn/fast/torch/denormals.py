@@ -27,6 +27,7 @@ Flushing changes results only where a value is below 1.2e-38 in magnitude,
 which then counts as zero.
 """
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -37,7 +38,7 @@ import torch
 
 from kerasrnn.fast.torch.eager import eager_cpu_backward
 
-__all__ = ["backward_flushed", "flush_denormals"]
+__all__ = ["backward_flushed", "flushed", "flush_denormals"]
 
 # OpenMP runtimes that export GCC's `GOMP_parallel` entry point: GCC's own
 # (bundled with PyTorch's Linux wheels), LLVM's and Intel's.
@@ -110,6 +111,26 @@ def backward_flushed(inputs, kernel):
     return _EnterRegion.apply(region, *kernel(*marked))
 
 
+@contextlib.contextmanager
+def flushed():
+    """Subnormal numbers flushed to zero on the calling thread and PyTorch's
+    CPU threads for the block, and the flags put back after it (unless they
+    were set before it). For a loop of PyTorch operations inside a backward
+    pass, such as the adjoint recurrence of
+    `kerasrnn.fast.linear_recurrence`; on CUDA it changes nothing that runs
+    there. Outside a backward pass, `flush_denormals()` is the simpler tool.
+    """
+    if _State.unsupported:
+        yield
+        return
+    region = _Region(safety_net=False)
+    region.enter()
+    try:
+        yield
+    finally:
+        region.leave()
+
+
 def _close_stale_regions():
     """Leaves the regions this thread entered in a backward pass that is
     over: one that raised after its region was entered runs neither the
@@ -137,10 +158,12 @@ class _State:
 
 
 class _Region:
-    """One kernel's backward pass, entered and left at most once per pass."""
+    """One kernel's backward pass, entered and left at most once per pass;
+    with `safety_net`, left at the latest when the backward pass ends."""
 
-    def __init__(self):
+    def __init__(self, safety_net=True):
         self.thread = None  # the thread that entered it
+        self.safety_net = safety_net
 
     # Under Keras's jit_compile the backward pass runs inside a compiled
     # function's frame: keep Dynamo from tracing the flags' Python.
@@ -155,8 +178,9 @@ class _Region:
                 if _State.set_by_us and flush_denormals(True) == 0:
                     _State.unsupported, _State.set_by_us = True, False
             _State.open_regions.add(self)
-        # The safety net: a pass that never reaches the kernel's inputs.
-        torch.autograd.Variable._execution_engine.queue_callback(self.leave)
+        if self.safety_net:
+            # A pass that never reaches the kernel's inputs.
+            torch.autograd.Variable._execution_engine.queue_callback(self.leave)
 
     @torch.compiler.disable
     def leave(self):

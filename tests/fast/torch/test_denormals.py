@@ -32,7 +32,11 @@ pytestmark = pytest.mark.skipif(
 if BACKEND == "torch":
     import torch
 
-    from kerasrnn.fast.torch.denormals import backward_flushed, flush_denormals
+    from kerasrnn.fast.torch.denormals import (
+        backward_flushed,
+        flush_denormals,
+        flushed,
+    )
 
 TINY = np.finfo(np.float32).tiny
 SUBNORMAL = 1e-39
@@ -85,6 +89,25 @@ def test_flush_denormals_sets_and_clears_every_thread_of_the_pool(restored):
     assert flush_denormals() == PROBE_THREADS
     assert every_thread_flushes()
     assert flush_denormals(False) == PROBE_THREADS
+    assert not every_thread_flushes()
+
+
+def test_flushed_sets_every_thread_for_the_block_only(restored):
+    products_per_thread()
+    with flushed():
+        assert every_thread_flushes()
+    assert not every_thread_flushes()
+    # A process that flushes already keeps flushing after the block.
+    flush_denormals()
+    with flushed():
+        assert every_thread_flushes()
+    assert every_thread_flushes()
+
+
+def test_flushed_puts_the_setting_back_when_the_block_raises(restored):
+    with pytest.raises(RuntimeError, match="inside"):
+        with flushed():
+            raise RuntimeError("inside")
     assert not every_thread_flushes()
 
 
