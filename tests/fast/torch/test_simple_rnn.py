@@ -1,17 +1,17 @@
-"""The SimpleRNN's hand-written backward pass on the torch backend
+"""The SimpleRNN's training step by hand on the torch backend
 (`kerasrnn.fast.torch.simple_rnn`).
 
 Its reference is PyTorch's own kernel differentiated by autograd
-(`torch._VF.rnn_tanh`/`rnn_relu`, the function behind `torch.nn.RNN`): the
-same forward, and every gradient (inputs, initial state, both weight
-matrices, both biases), in float64 within 1e-10 relative to the largest
-value, across batch-first and packed sequences with unequal lengths, both
-activations, with and without biases, with the loss on the outputs, on the
-final state, or both, and with chunks of the backward pass that end inside
-a run of steps. Layer-level parity (masks,
-`go_backwards`, stateful, Bidirectional) is in `test_parity.py` and
-`test_torch_nn.py`, which run through this kernel. Memory is counted from
-the allocation records of PyTorch's profiler.
+(`torch._VF.rnn_tanh`/`rnn_relu`, the function behind `torch.nn.RNN`):
+outputs, final states and every gradient (inputs, initial state, both
+weight matrices, both biases) in float64 within 1e-10 relative to the
+largest value; across batch-first, time-major and packed sequences
+(unequal lengths), both activations, with and without biases, the loss on
+the outputs, on the final state or both, and chunks of one step, of a few
+steps across unequal batch sizes, and of the whole sequence. Layer-level
+parity (masks, `go_backwards`, stateful, Bidirectional) is in
+`test_parity.py` and `test_torch_nn.py`, which run through this kernel.
+Memory is counted from the allocation records of PyTorch's profiler.
 """
 
 import itertools
@@ -50,10 +50,13 @@ def _tensors(dtype, biases, seed=0):
     return x, h0, params
 
 
-def _call(function, x, h0, params, packed):
+def _call(function, x, h0, params, form):
     biases = len(params) == 4
-    if not packed:
+    if form == "batch_first":
         return function(x, h0, params, biases, 1, 0.0, True, False, True)
+    if form == "time_major":
+        sequence = x.transpose(0, 1).contiguous()
+        return function(sequence, h0, params, biases, 1, 0.0, True, False, False)
     sequence = torch.nn.utils.rnn.pack_padded_sequence(
         x, torch.tensor(LENGTHS), batch_first=True, enforce_sorted=False
     )
@@ -76,11 +79,11 @@ def _loss(outputs, last, on):
 
 
 @pytest.mark.parametrize(
-    "activation,packed,biases,loss_on,chunk_rows",
+    "activation,form,biases,loss_on,chunk_rows",
     list(
         itertools.product(
             ["tanh", "relu"],
-            [False, True],
+            ["batch_first", "time_major", "packed"],
             [False, True],
             ["outputs", "last", "both"],
             [1, 7, 512],
@@ -88,7 +91,7 @@ def _loss(outputs, last, on):
     ),
 )
 def test_equals_pytorch_kernel(
-    monkeypatch, activation, packed, biases, loss_on, chunk_rows
+    monkeypatch, activation, form, biases, loss_on, chunk_rows
 ):
     # A chunk of steps per 1 row: one step per chunk; per 7 rows: chunks of
     # one to three steps, some across steps of unequal batch sizes (packed);
@@ -101,7 +104,7 @@ def test_equals_pytorch_kernel(
         kept_states_kernel(activation),
     ):
         x, h0, params = _tensors(torch.float64, biases)
-        outputs, last = _call(function, x, h0, params, packed)
+        outputs, last = _call(function, x, h0, params, form)
         grads = torch.autograd.grad(_loss(outputs, last, loss_on), [x, h0, *params])
         results.append([outputs.detach(), last.detach(), *grads])
     for expected, got in zip(*results):
@@ -156,9 +159,9 @@ def test_training_step_holds_the_states_and_little_else():
 def test_no_gradient_runs_pytorch_kernel():
     x, h0, params = _tensors(torch.float32, True)
     with torch.no_grad():
-        outputs, last = _call(kept_states_kernel("tanh"), x, h0, params, False)
+        outputs, last = _call(kept_states_kernel("tanh"), x, h0, params, "batch_first")
         expected, expected_last = _call(
-            kernel_function("simple_rnn", "tanh"), x, h0, params, False
+            kernel_function("simple_rnn", "tanh"), x, h0, params, "batch_first"
         )
     assert outputs.grad_fn is None
     torch.testing.assert_close(outputs, expected, rtol=0, atol=0)
@@ -174,7 +177,7 @@ def test_torch_func_grad_takes_pytorch_kernel():
 
     def loss(w_hh, function):
         outputs, last = _call(
-            function, x, h0, [params[0], w_hh, *params[2:]], packed=False
+            function, x, h0, [params[0], w_hh, *params[2:]], "batch_first"
         )
         return _loss(outputs, last, "both")
 
