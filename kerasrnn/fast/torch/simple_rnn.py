@@ -88,9 +88,14 @@ def kept_states_kernel(activation):
 
 def _applies(args):
     """Whether the hand-written passes run for a kernel call."""
+    # The sequence, then (batch_sizes,) hx and the weights: the arguments
+    # before `has_biases`, which is the fourth or the fifth.
     tensors = [args[0]]
-    for arg in args[1:4]:
-        tensors.extend(arg if isinstance(arg, (list, tuple)) else [arg])
+    for arg in args[1:5]:
+        if isinstance(arg, (list, tuple)):
+            tensors.extend(arg)
+        elif isinstance(arg, torch.Tensor):
+            tensors.append(arg)
     return (
         eager_cpu_backward(tensors)
         and args[0].dtype in (torch.float32, torch.float64)

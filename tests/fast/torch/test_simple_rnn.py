@@ -168,6 +168,22 @@ def test_no_gradient_runs_pytorch_kernel():
     torch.testing.assert_close(last, expected_last, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("form", ["batch_first", "packed"])
+def test_nothing_requiring_a_gradient_runs_pytorch_kernel(form):
+    # Gradients enabled, but no tensor asks for one (and no biases, so a
+    # bool follows the weights among the arguments).
+    x, h0, params = _tensors(torch.float32, False)
+    x, h0 = x.detach(), h0.detach()
+    params = [p.detach() for p in params]
+    outputs, last = _call(kept_states_kernel("tanh"), x, h0, params, form)
+    expected, expected_last = _call(
+        kernel_function("simple_rnn", "tanh"), x, h0, params, form
+    )
+    assert outputs.grad_fn is None
+    torch.testing.assert_close(outputs, expected, rtol=0, atol=0)
+    torch.testing.assert_close(last, expected_last, rtol=0, atol=0)
+
+
 def test_torch_func_grad_takes_pytorch_kernel():
     # torch.func transforms run PyTorch's kernel (an old-style
     # autograd.Function has no rule for them): the gradient still matches.
