@@ -178,23 +178,25 @@ def _torch_loop(a, b, h0, reverse, adjoint, states=None):
         for t in reversed(range(a.shape[0])) if reverse else range(a.shape[0]):
             h = torch.addcmul(b[t], a[t], h, out=out[t])
         return out
+    # Step t writes delta_t = b_t + a_{t+1} * delta_{t+1} into its row
+    # straight from the row after it; `h` enters at the last step. With
+    # `states` (`(h, h0)`), each step also writes `delta_t * h_tm1`, the
+    # gradient of `a_t`, while its rows are in cache.
     # The gradient that reaches early steps decays geometrically (by a_t < 1
     # per step) through float32's subnormal range before it rounds to zero.
     # XLA flushes subnormals to zero; PyTorch on a CPU computes with them,
     # dozens of times slower, unless the loop runs with them flushed. They
     # are below float32's smallest normal number, so flushing them changes
-    # no gradient measurably. With `states` (`(h, h0)`), each step also
-    # writes `delta_t * h_tm1`, the gradient of `a_t`, while its rows are in
-    # cache.
-    # Step t writes delta_t = b_t + a_{t+1} * delta_{t+1} into its row
-    # straight from the row after it; `h` enters at the last step.
+    # no gradient measurably.
     d_a = None if states is None else torch.empty_like(a)
     last = a.shape[0] - 1
     with flushed():
         for t in range(last, -1, -1):
             row = out[t]
-            if t == last:
-                row.copy_(h) if b is None else torch.add(b[t], h, out=row)
+            if t == last and b is None:
+                row.copy_(h)
+            elif t == last:
+                torch.add(b[t], h, out=row)
             elif b is None:
                 torch.mul(a[t + 1], out[t + 1], out=row)
             else:

@@ -137,7 +137,8 @@ def run(layer, sequences, initial_state, mask, training):
             lengths = None  # nothing is padded
 
     if kind == "simple_rnn":
-        # PyTorch's forward kernel, with a backward pass that keeps less.
+        # Trained by kerasrnn's own loop, which keeps less for the backward
+        # pass (`simple_rnn`); PyTorch's kernel otherwise.
         function = kept_states_kernel(activation_name(cell.activation))
     else:
         function = kernel_function(kind)

@@ -61,14 +61,17 @@ def kept_states_kernel(activation):
     fused = kernel_function("simple_rnn", activation)
 
     def kernel(*args):
-        if not _applies(args):
-            return fused(*args)
         if args[1].dtype == torch.int64 and args[1].dim() == 1:
             data, batch_sizes, hx, params, has_biases = args[:5]
-            sizes, form = batch_sizes.tolist(), "packed"
+            form = "packed"
         else:
             data, hx, params, has_biases = args[:4]
             form = "batch_first" if args[8] else "time_major"
+        if not _applies([data, hx, *params]):
+            return fused(*args)
+        if form == "packed":
+            sizes = batch_sizes.tolist()
+        else:
             steps, batch = (data.shape[1], data.shape[0]) if args[8] else data.shape[:2]
             if form == "time_major":  # its rows are a packed sequence's
                 data = data.reshape(steps * batch, data.shape[2])
@@ -86,20 +89,13 @@ def kept_states_kernel(activation):
     return kernel
 
 
-def _applies(args):
-    """Whether the hand-written passes run for a kernel call."""
-    # The sequence, then (batch_sizes,) hx and the weights: the arguments
-    # before `has_biases`, which is the fourth or the fifth.
-    tensors = [args[0]]
-    for arg in args[1:5]:
-        if isinstance(arg, (list, tuple)):
-            tensors.extend(arg)
-        elif isinstance(arg, torch.Tensor):
-            tensors.append(arg)
+def _applies(tensors):
+    """Whether the hand-written passes run for a kernel call on `tensors`
+    (the sequence first, then the initial state and the weights)."""
     return (
         eager_cpu_backward(tensors)
-        and args[0].dtype in (torch.float32, torch.float64)
-        and args[0].numel() > 0
+        and tensors[0].dtype in (torch.float32, torch.float64)
+        and tensors[0].numel() > 0
     )
 
 
@@ -209,7 +205,7 @@ class _KeptStates(torch.autograd.Function):
         need_dx = ctx.needs_input_grad[3]
         d_w_ih = torch.zeros_like(w_ih)
         d_w_hh = torch.zeros_like(w_hh)
-        d_b = torch.zeros_like(w_hh[0])
+        d_b = torch.zeros_like(w_hh[0]) if ctx.has_biases else None
         dx = torch.empty_like(x) if need_dx else None
         if d_last is None:
             d_last = torch.zeros_like(h0)
@@ -240,10 +236,10 @@ class _KeptStates(torch.autograd.Function):
                 dh_next = da[rows].mul_(dh) @ w_hh
             d_w_ih.addmm_(da.T, steps.inputs(x, first, last))
             d_w_hh.addmm_(da.T, steps.previous_states(out, h0, first, last))
-            d_b += da.sum(dim=0)
+            if ctx.has_biases:
+                d_b += da.sum(dim=0)
             if need_dx:
                 steps.write_inputs(dx, first, last, da @ w_ih)
         # Every sample runs step 0, so `dh_next` holds every row of h0.
-        d_b_ih = d_b if ctx.has_biases else None
-        d_b_hh = d_b.clone() if ctx.has_biases else None
-        return None, None, None, dx, dh_next, d_w_ih, d_w_hh, d_b_ih, d_b_hh
+        d_b_hh = None if d_b is None else d_b.clone()
+        return None, None, None, dx, dh_next, d_w_ih, d_w_hh, d_b, d_b_hh
