@@ -9,7 +9,9 @@ warmed up, then timed in alternating rounds, so that a change in machine
 load hits both alike. With `--probe`, a third row runs the minimal cell's
 work without its recurrence (the input projection and every step's
 coefficients `(a, b)`, then their mean over time; compiled by XLA on
-TensorFlow and JAX): the floor that the recurrence adds to.
+TensorFlow and JAX, by `torch.compile` on PyTorch, whose Inductor fuses it
+into C++ loops and needs a C++ compiler): the floor that the recurrence
+adds to.
 
     KERAS_BACKEND=tensorflow python benchmarks/side_by_side.py --shapes 1024 --probe
     KERAS_BACKEND=jax python benchmarks/side_by_side.py --pairs gru:min_gru,lstm:min_lstm
@@ -88,6 +90,12 @@ def non_recurrent_layer(name, units):
         import jax
 
         part = jax.jit(part)
+    elif keras.backend.backend() == "torch":
+        import torch
+
+        # compiled forward and backward, as XLA compiles the others: the
+        # floor is the backend's best form of this work, not eager PyTorch
+        part = torch.compile(part)
 
     class NonRecurrent(keras.layers.Layer):
         def build(self, input_shape):

@@ -28,8 +28,10 @@ work of all steps and runs the loop natively; the gradient with respect to the
 input sequence is left out when no gradient tape watches it (a model's
 first layer), and on a CPU the batch is cut into one slice per core, run
 side by side, as for the fast GRU. On JAX the function is `jax.jit`-compiled
-(inlined into the caller's own `jax.jit`); PyTorch runs it eagerly and
-leaves out the input gradient when the input does not require one.
+(inlined into the caller's own `jax.jit`). PyTorch runs it eagerly and
+leaves out the input gradient when the input does not require one; on a
+CPU its sequential form takes a chunk of steps at a time, each chunk's
+elementwise work in cache (`kerasrnn.fast.torch.min_rnn`).
 """
 
 import keras
@@ -289,7 +291,7 @@ def _compiled(layer, form, last_only):
                 states, batch_axis=0 if last_only else 1
             )
         elif backend == "torch":
-            _FUNCTIONS[key] = _torch_function(states)
+            _FUNCTIONS[key] = _torch_function(states, cell_class, form, last_only)
         elif backend == "jax":
             import jax
 
@@ -341,8 +343,15 @@ def _tensorflow_function(states, batch_axis):
     return call
 
 
-def _torch_function(states):
+def _torch_function(states, cell_class, form, last_only):
+    from kerasrnn.fast.torch import min_rnn as chunked
+
     def call(x, h0, kernel, bias, step_mask):
+        if form == "sequential" and chunked.applies(x):
+            # on a CPU, eagerly: a chunk of steps at a time, in cache
+            return chunked.sequence_states(
+                cell_class, x, h0, kernel, bias, step_mask, x.requires_grad, last_only
+            )
         return states(x, h0, kernel, bias, step_mask, input_gradient=x.requires_grad)
 
     return call

@@ -62,6 +62,18 @@ CASES = {
 }
 
 
+@pytest.fixture(autouse=True)
+def chunks_of_a_few_steps(monkeypatch):
+    """On PyTorch the sequential form takes a chunk of steps at a time
+    (`kerasrnn.fast.torch.min_rnn`); so that these short sequences span
+    several chunks (and end on a shorter one), chunks of 90 pre-activations:
+    3 steps of a MinGRU, 2 of a MinLSTM, at BATCH samples."""
+    if BACKEND == "torch":
+        from kerasrnn.fast.torch import min_rnn
+
+        monkeypatch.setattr(min_rnn, "_CHUNK_ELEMENTS", 90)
+
+
 def make(kind, path, weight_seed=1, batch=None, **kwargs):
     layer = LAYERS[kind](UNITS, fast_path=PATHS[path], **kwargs)
     return with_weights(layer, (batch, STEPS, FEATURES), seed=weight_seed)

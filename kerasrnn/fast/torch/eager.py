@@ -11,7 +11,19 @@ once at tracing time instead of at every pass, or under other rules
 
 import torch
 
-__all__ = ["eager_cpu_backward"]
+__all__ = ["eager_cpu", "eager_cpu_backward"]
+
+
+def eager_cpu(inputs):
+    """Whether a kernel of the tensors `inputs` runs eagerly on a CPU (the
+    first of them sets the device): not while a compiled, traced or
+    `torch.func` graph is being built."""
+    return (
+        inputs[0].device.type == "cpu"
+        and not torch.compiler.is_compiling()
+        and not torch.jit.is_tracing()
+        and not _functorch_active()
+    )
 
 
 def eager_cpu_backward(inputs):
@@ -20,10 +32,7 @@ def eager_cpu_backward(inputs):
     return (
         torch.is_grad_enabled()
         and any(t.requires_grad for t in inputs)
-        and inputs[0].device.type == "cpu"
-        and not torch.compiler.is_compiling()
-        and not torch.jit.is_tracing()
-        and not _functorch_active()
+        and eager_cpu(inputs)
     )
 
 
