@@ -12,10 +12,10 @@ steps a chunk at a time (about 1 MiB of pre-activations each), with
 `k = x_t @ kernel + bias` and `h_t = a_t * h_tm1 + b_t`:
 
 - forward, oldest chunk first: the chunk's pre-activations `k` (one
-  matmul), its coefficients `(a, b)` (the cell's own `coefficients`), then
-  one `addcmul` per step into the states;
+  matmul), its coefficients `(a, b)` (the cell's equations in PyTorch
+  operations), then one `addcmul` per step into the states;
 - backward, newest chunk first: `k` and `a` again from the chunk's inputs
-  (nothing but the states is kept from the forward pass), the adjoint
+  (the forward pass keeps nothing but states), the adjoint
   `delta_t = dL/dh_t + a_{t+1} * delta_{t+1}` one `addcmul` per step, then
   for the whole chunk `dL/da_t = delta_t * h_tm1`, `dL/db_t = delta_t`, the
   cell's `coefficients_vjp`, and one matmul each for the chunk's share of
@@ -23,10 +23,16 @@ steps a chunk at a time (about 1 MiB of pre-activations each), with
   with subnormal numbers flushed to zero (`denormals.flushed`), as the
   adjoint decays geometrically through them.
 
+Where the layer returns its last state alone, the forward pass keeps only
+the state each chunk starts from, and the backward pass repeats the
+chunk's steps from it: writing every state to a `(timesteps, batch,
+units)` buffer costs more than that (its pages are fresh memory: at
+T=4096 the forward pass took 171 ms keeping every state, 92 ms keeping a
+chunk), and the training step then holds one state per chunk.
+
 A masked step keeps its state, the step `(a_t, b_t) = (1, 0)` (as in
 `kerasrnn.fast.min_rnn`). Without gradients (inference) the same forward
-pass runs outside autograd, and with `last_only` it keeps one chunk of
-states instead of all of them. Where a compiled, traced or `torch.func`
+pass runs outside autograd. Where a compiled, traced or `torch.func`
 graph is being built, or on another device than a CPU (`applies`), the
 caller runs its generic form instead.
 """
@@ -79,9 +85,10 @@ def sequence_states(
     run = None if step_mask is None else step_mask.to(x.dtype)
     if not eager_cpu_backward([x, h0, kernel] + ([] if bias is None else [bias])):
         with torch.no_grad():
-            return _forward(
+            result = _forward(
                 cell_class, x, h0, kernel, bias, run, keep_states=not last_only
             )
+        return result[0] if last_only else result
     return _Chunked.apply(
         cell_class, input_gradient, last_only, x, h0, kernel, bias, run
     )
@@ -211,44 +218,65 @@ _KERNELS = {
 
 
 def _forward(cell_class, x, h0, kernel, bias, run, keep_states):
-    """All states `(timesteps, batch, units)` with `keep_states`, else the
-    last state alone (then only one chunk of states is held)."""
+    """With `keep_states`, all states `(timesteps, batch, units)`. Else
+    `(h_last, starts)`: the last state, and `starts[c]`, the state each
+    chunk `c` starts from (`h0` first); then only one chunk of states is
+    written at a time, in cache."""
     steps, chunk = x.shape[0], _chunk_steps(x, kernel)
     units = h0.shape[-1]
     blocks = _blocks(kernel, units)
-    out = x.new_empty((steps if keep_states else min(chunk, steps), x.shape[1], units))
+    if keep_states:
+        out = x.new_empty((steps, x.shape[1], units))
+    else:
+        out = x.new_empty((min(chunk, steps), x.shape[1], units))
+        starts = x.new_empty((-(-steps // chunk), x.shape[1], units))
     h = h0
     for first in range(0, steps, chunk):
         end = min(first + chunk, steps)
+        if not keep_states:
+            starts[first // chunk] = h
         rows = x[first:end].reshape(-1, x.shape[2])
         k = _pre_activations(rows, kernel, bias, blocks, end - first)
         a, b = _coefficients(cell_class, k, None if run is None else run[first:end])
         states = out[first:end] if keep_states else out[: end - first]
-        for i in range(end - first):
-            h = torch.addcmul(b[i], a[i], h, out=states[i])
-    return out if keep_states else h.clone()
+        # rows by `unbind`: a view per step in one call, not one per index
+        for b_t, a_t, h_t in zip(b.unbind(0), a.unbind(0), states.unbind(0)):
+            h = torch.addcmul(b_t, a_t, h, out=h_t)
+    return out if keep_states else (h.clone(), starts)
 
 
 class _Chunked(torch.autograd.Function):
     @staticmethod
     def forward(ctx, cell_class, input_gradient, last_only, x, h0, kernel, bias, run):
-        out = _forward(cell_class, x, h0, kernel, bias, run, keep_states=True)
+        # All states are the output, or only the last one is: then the
+        # backward pass computes each chunk's states again from the state it
+        # starts from, in cache, instead of reading them back from a
+        # `(timesteps, batch, units)` buffer (whose fresh pages cost more
+        # to write than the chunk's steps cost to repeat).
+        if last_only:
+            result, states = _forward(
+                cell_class, x, h0, kernel, bias, run, keep_states=False
+            )
+        else:
+            result = states = _forward(
+                cell_class, x, h0, kernel, bias, run, keep_states=True
+            )
         ctx.cell_class = cell_class
         ctx.input_gradient = input_gradient
         ctx.last_only = last_only
         ctx.has_bias = bias is not None
         ctx.has_run = run is not None
-        saved = [x, h0, kernel, out]
+        saved = [x, h0, kernel, states]
         if bias is not None:
             saved.append(bias)
         if run is not None:
             saved.append(run)
         ctx.save_for_backward(*saved)
-        return out[-1].clone() if last_only else out
+        return result
 
     @staticmethod
     def backward(ctx, upstream):
-        x, h0, kernel, out, *rest = ctx.saved_tensors
+        x, h0, kernel, states, *rest = ctx.saved_tensors
         bias = rest.pop(0) if ctx.has_bias else None
         run = rest.pop(0) if ctx.has_run else None
         cell_class = ctx.cell_class
@@ -259,7 +287,16 @@ class _Chunked(torch.autograd.Function):
 
         d_kernel = torch.zeros_like(kernel)
         d_bias = None if bias is None else torch.zeros_like(bias)
-        dx = torch.empty_like(x) if ctx.input_gradient else torch.zeros_like(x)
+        # zeros where the caller left the input gradient out, None where
+        # autograd asks for none
+        dx = None
+        if ctx.input_gradient:
+            dx = torch.empty_like(x)
+        elif ctx.needs_input_grad[3]:
+            dx = torch.zeros_like(x)
+        if ctx.last_only:
+            # h_tm1 of a chunk's steps: its start, then its states but the last
+            repeated = x.new_empty((min(chunk, steps) + 1, *h0.shape))
         # a_{t+1} and delta_{t+1} of the first step of the chunk after this one
         a_next = delta_next = None
         with flushed():
@@ -268,28 +305,39 @@ class _Chunked(torch.autograd.Function):
                 run_c = None if run is None else run[first:end]
                 rows = x[first:end].reshape(-1, x.shape[2])
                 k = _pre_activations(rows, kernel, bias, blocks, end - first)
-                a, _ = _coefficients(cell_class, k, run_c, b_too=False)
+                a, b = _coefficients(cell_class, k, run_c, b_too=ctx.last_only)
+                if ctx.last_only:
+                    h_tm1 = repeated[: end - first]
+                    h_tm1[0] = states[first // chunk]
+                    h_rows = repeated[: end - first + 1].unbind(0)
+                    for i, (b_t, a_t) in enumerate(zip(b.unbind(0), a.unbind(0))):
+                        torch.addcmul(b_t, a_t, h_rows[i], out=h_rows[i + 1])
+                elif first == 0:
+                    h_tm1 = torch.cat([h0[None], states[: end - 1]])
+                else:
+                    h_tm1 = states[first - 1 : end - 1]
                 # delta_t = dL/dh_t + a_{t+1} delta_{t+1}, newest step first
                 delta = torch.empty_like(a)
+                a_rows, delta_rows = a.unbind(0), delta.unbind(0)
+                if sequence is not None:
+                    upstream_rows = sequence[first:end].unbind(0)
                 for i in reversed(range(end - first)):
-                    t = first + i
-                    if t == steps - 1:
-                        delta[i].copy_(upstream if sequence is None else sequence[t])
+                    if first + i == steps - 1:
+                        delta_rows[i].copy_(
+                            upstream if sequence is None else upstream_rows[i]
+                        )
                         continue
-                    a_t1, delta_t1 = (
-                        (a[i + 1], delta[i + 1])
-                        if i + 1 < end - first
-                        else (a_next, delta_next)
-                    )
-                    if sequence is None:
-                        torch.mul(a_t1, delta_t1, out=delta[i])
+                    if i + 1 < end - first:
+                        a_t1, delta_t1 = a_rows[i + 1], delta_rows[i + 1]
                     else:
-                        torch.addcmul(sequence[t], a_t1, delta_t1, out=delta[i])
+                        a_t1, delta_t1 = a_next, delta_next
+                    if sequence is None:
+                        torch.mul(a_t1, delta_t1, out=delta_rows[i])
+                    else:
+                        torch.addcmul(
+                            upstream_rows[i], a_t1, delta_t1, out=delta_rows[i]
+                        )
                 a_next, delta_next = a[0], delta[0]
-                if first == 0:
-                    h_tm1 = torch.cat([h0[None], out[: end - 1]])
-                else:
-                    h_tm1 = out[first - 1 : end - 1]
                 # dL/da_t = delta_t h_tm1, dL/db_t = delta_t
                 d_a, d_b = delta * h_tm1, delta
                 if run_c is not None:
@@ -304,11 +352,10 @@ class _Chunked(torch.autograd.Function):
                         d_bias[s] += dk_block.sum(dim=0)
                     if ctx.input_gradient:
                         w_t = kernel[:, s].T
-                        d_rows = (
-                            dk_block @ w_t
-                            if d_rows is None
-                            else d_rows.addmm_(dk_block, w_t)
-                        )
+                        if d_rows is None:
+                            d_rows = dk_block @ w_t
+                        else:
+                            d_rows.addmm_(dk_block, w_t)
                 if ctx.input_gradient:
                     dx[first:end] = d_rows.view(end - first, x.shape[1], -1)
             d_h0 = a_next * delta_next

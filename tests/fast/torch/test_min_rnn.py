@@ -12,6 +12,7 @@ few steps (the last chunk shorter) and of the whole sequence. Layer-level
 checks (masks, `go_backwards`, stateful, Bidirectional, finite
 differences against NumPy) run through this form in
 `tests/layers/minimal_checks.py`, with chunks of two or three steps.
+Memory is counted from the allocation records of PyTorch's profiler.
 """
 
 import pytest
@@ -196,3 +197,60 @@ def test_a_subclass_of_a_cell_runs_its_own_coefficients(kind, monkeypatch):
     for name, g, e in zip(["x", "h0", "kernel", "bias"], got_grads, expected_grads):
         _assert_close(g, e, f"d{name}")
     assert len(calls) > 1  # one call per chunk
+
+
+def _peak_bytes(run, steps=8000, batch=16, units=64):
+    """The peak of the bytes PyTorch's CPU allocator holds, beyond what it
+    held before, over a MinGRU training step through `run(x, h0, kernel,
+    bias)` (the loss: the sum of what it returns, whose gradient PyTorch
+    expands from a scalar, allocating nothing), counted by PyTorch's profiler from
+    its allocation records; and the bytes of the states `(steps, batch,
+    units)` float32."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(steps, batch, 8, generator=generator)
+    h0 = torch.zeros(batch, units)
+    kernel = (0.3 * torch.randn(8, 2 * units, generator=generator)).requires_grad_()
+    bias = torch.zeros(2 * units, requires_grad=True)
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    with torch.profiler.profile(activities=activities, profile_memory=True) as prof:
+        result = run(x, h0, kernel, bias)
+        result.sum().backward()
+        del result
+    records = [
+        e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"
+    ]
+    assert records, "the profiler recorded no allocation"
+    held = peak = 0
+    for record in sorted(records, key=lambda e: e.start_ns()):
+        held += record.nbytes()
+        peak = max(peak, held)
+    return peak, steps * batch * units * 4
+
+
+def test_a_training_step_on_the_last_state_holds_a_few_chunks():
+    """The last state alone: one state per chunk is kept and the chunks'
+    temporaries come and go (well under the states' size); all states: the
+    states, plus a few chunks. Precondition: the whole-sequence form that
+    runs elsewhere (`kerasrnn.fast.min_rnn` on another device) holds several
+    times the states, so the measure tells them apart."""
+    from kerasrnn.fast import min_rnn as whole_sequence
+
+    def chunked(last_only):
+        def run(x, h0, kernel, bias):
+            return min_rnn.sequence_states(
+                MinGRUCell, x, h0, kernel, bias, None, False, last_only
+            )
+
+        return run
+
+    def unchunked(x, h0, kernel, bias):
+        return whole_sequence._sequence_states(
+            MinGRUCell, x, h0, kernel, bias, None, "sequential", False, last_only=True
+        )
+
+    last_peak, states = _peak_bytes(chunked(True))
+    all_peak, _ = _peak_bytes(chunked(False))
+    whole_peak, _ = _peak_bytes(unchunked)
+    assert whole_peak > 3 * states
+    assert last_peak < 0.4 * states
+    assert states <= all_peak < 1.4 * states
