@@ -106,115 +106,166 @@ def _blocks(kernel, units):
     return [slice(j, j + units) for j in range(0, kernel.shape[1], units)]
 
 
-def _pre_activations(rows, kernel, bias, blocks, steps):
-    """`k = x_t @ kernel + bias` of a chunk's input `rows` `(steps * batch,
-    features)`, one contiguous `(steps, batch, units)` tensor per gate
-    block: elementwise operations run fastest on contiguous tensors."""
-    return [
-        (
-            rows @ kernel[:, s]
-            if bias is None
-            else torch.addmm(bias[s], rows, kernel[:, s])
-        ).view(steps, -1, s.stop - s.start)
-        for s in blocks
-    ]
+class _Workspace:
+    """A chunk's temporaries, allocated at first use and reused by every
+    chunk of a pass.
+
+    An allocation of a chunk's size (about 1 MiB) is served by glibc with
+    fresh pages from the system until earlier frees have raised its
+    threshold for that, so a pass that allocated per chunk ran at a speed
+    set by what the process had allocated before (measured, MinGRU training
+    step, B=64, T=1024, 128 units: 85 ms or 155 ms, in the same process
+    before and after other models ran). Reused, the buffers are faulted in
+    once per pass.
+    """
+
+    def __init__(self, like, steps):
+        self._like, self._steps = like, steps
+        self._buffers = {}
+
+    def __call__(self, name, steps, width):
+        """The first `steps` rows of the buffer `name`, `(steps, batch,
+        width)`."""
+        buffer = self._buffers.get(name)
+        if buffer is None:
+            shape = (self._steps, self._like.shape[1], width)
+            buffer = self._buffers[name] = self._like.new_empty(shape)
+        return buffer[:steps]
 
 
-def _coefficients(cell_class, k, run, b_too=True):
-    """The cell's `(a, b)` from the blocks `k` (`b` is `None` unless
-    `b_too`); `(1, 0)` where `run` is 0 (a masked step)."""
-    own = _KERNELS.get(cell_class)
-    if own is not None:
-        a, b = own[0](*k, b_too=b_too)
-    else:
-        a, b = cell_class.coefficients(torch.cat(k, dim=-1))
-    if run is not None:
-        a = torch.where(run > 0, a, 1.0)
-        b = None if b is None else b * run
-    return a, b
+def _pre_activations(x, kernel, bias, blocks, first, end, workspace):
+    """`(rows, k)`: the inputs of steps `first..end-1` as rows `(steps *
+    batch, features)`, and `k = x_t @ kernel + bias`, one contiguous
+    `(steps, batch, units)` tensor per gate block (elementwise operations
+    run fastest on contiguous tensors)."""
+    steps = end - first
+    rows = workspace("rows", steps, x.shape[2])
+    rows.copy_(x[first:end])
+    rows = rows.view(-1, x.shape[2])
+    k = []
+    for j, s in enumerate(blocks):
+        k_j = workspace(f"k{j}", steps, s.stop - s.start)
+        if bias is None:
+            torch.mm(rows, kernel[:, s], out=k_j.view(rows.shape[0], -1))
+        else:
+            torch.addmm(bias[s], rows, kernel[:, s], out=k_j.view(rows.shape[0], -1))
+        k.append(k_j)
+    return rows, k
 
 
-def _coefficients_vjp(cell_class, k, da, db):
-    """`dL/dk` of the chunk, one tensor per gate block."""
-    own = _KERNELS.get(cell_class)
-    if own is not None:
-        return own[1](*k, da, db)
-    return cell_class.coefficients_vjp(torch.cat(k, dim=-1), da, db).chunk(
-        len(k), dim=-1
-    )
+def _masked(a, b, run):
+    """`(a, b)`, and `(1, 0)` where `run` is 0 (a masked step)."""
+    if run is None:
+        return a, b
+    return torch.where(run > 0, a, 1.0), b * run
 
 
-# The two cells' coefficients and their gradient in PyTorch's operations:
-# the same equations as the cells' `coefficients` and `coefficients_vjp`,
-# which are written in Keras operations (each converts its scalars and
-# allocates its result), with `g` and `g'` as maxima instead of `where`
-# (PyTorch's CPU `where` and `masked_fill_` are not vectorised: on a chunk
-# they took 3 to 6 times a `maximum`). A subclass of a cell takes its own
-# methods.
+def _g_prime(k_h, s, workspace):
+    """`g'(k_h)`: 1 at and above 0, `s (1 - s)` (at most 1/4) below, as a
+    maximum (PyTorch's CPU `where` and `masked_fill_` are not vectorised: on
+    a chunk they took 3 to 6 times a `maximum`)."""
+    steps, _, units = k_h.shape
+    at_or_above = torch.ge(k_h, 0, out=workspace("at_or_above", steps, units))
+    slope = torch.addcmul(s, s, s, value=-1, out=workspace("slope", steps, units))
+    return torch.maximum(slope, at_or_above, out=slope)
 
 
-def _g(k_h, s):
+def _g(k_h, s, out):
     """The log-space candidate `g(k_h)`, `k_h + 0.5` at and above 0,
     `s = sigmoid(k_h)` below, as their maximum: `sigmoid` is convex below
     0, so it lies above its tangent `0.5 + k_h / 4 > k_h + 0.5` there, and
     `sigmoid(k_h) <= 0.5 + k_h / 4 <= k_h + 0.5` at and above 0."""
-    return torch.maximum(k_h + 0.5, s)
+    return torch.maximum(torch.add(k_h, 0.5, out=out), s, out=out)
 
 
-def _g_prime(k_h, s):
-    """`g'(k_h)`: 1 at and above 0, `s (1 - s)` (at most 1/4) below."""
-    at_or_above = torch.ge(k_h, 0, out=torch.empty_like(s))
-    return torch.maximum(torch.addcmul(s, s, s, value=-1), at_or_above)
+# The two cells' coefficients and their gradient in PyTorch's operations,
+# into the workspace: the same equations as the cells' `coefficients` and
+# `coefficients_vjp`, which are written in Keras operations (each converts
+# its scalars and allocates its result). `coefficients` also returns what
+# `vjp` reads again.
 
 
-def _min_gru(k_z, k_h, b_too):
-    a = torch.neg(k_z).sigmoid_()  # 1 - z as sigmoid(-k_z), as the cell
-    if not b_too:
-        return a, None
-    return a, _g(k_h, torch.sigmoid(k_h)).mul_(torch.sigmoid(k_z))
+class _MinGRU:
+    @staticmethod
+    def coefficients(k, workspace):
+        k_z, k_h = k
+        steps, _, units = k_z.shape
+        a = torch.neg(
+            k_z, out=workspace("a", steps, units)
+        ).sigmoid_()  # 1 - z, as the cell
+        z = torch.sigmoid(k_z, out=workspace("z", steps, units))
+        s = torch.sigmoid(k_h, out=workspace("s", steps, units))
+        g = _g(k_h, s, workspace("g", steps, units))
+        return a, torch.mul(g, z, out=workspace("b", steps, units)), (z, s, g)
+
+    @staticmethod
+    def vjp(k, kept, da, db, workspace):
+        _, k_h = k
+        z, s, g = kept
+        steps, _, units = z.shape
+        # a = 1 - z, b = z g(k_h), dz/dk_z = z (1 - z)
+        dk_z = torch.mul(db, g, out=workspace("dk0", steps, units)).sub_(da)
+        dk_z.mul_(torch.addcmul(z, z, z, value=-1, out=workspace("t", steps, units)))
+        dk_h = torch.mul(db, z, out=workspace("dk1", steps, units))
+        return dk_z, dk_h.mul_(_g_prime(k_h, s, workspace))
 
 
-def _min_gru_vjp(k_z, k_h, da, db):
-    z = torch.sigmoid(k_z)
-    s = torch.sigmoid(k_h)
-    # a = 1 - z, b = z g(k_h), dz/dk_z = z (1 - z)
-    dk_z = torch.mul(db, _g(k_h, s)).sub_(da).mul_(torch.addcmul(z, z, z, value=-1))
-    dk_h = torch.mul(db, z).mul_(_g_prime(k_h, s))
-    return dk_z, dk_h
+class _MinLSTM:
+    @staticmethod
+    def coefficients(k, workspace):
+        k_i, k_f, k_h = k
+        steps, _, units = k_i.shape
+        # d = log f - log i, with log sigmoid(k) = -softplus(-k) and
+        # softplus(v) = log(exp(v) + exp(0)), as the cell
+        zero = k_i.new_zeros(())
+        t = workspace("t", steps, units)
+        d = torch.logaddexp(
+            torch.neg(k_i, out=t), zero, out=workspace("d", steps, units)
+        )
+        d.sub_(torch.logaddexp(torch.neg(k_f, out=t), zero, out=t))
+        f_prime = torch.sigmoid(d, out=workspace("a", steps, units))
+        i_prime = d.neg_().sigmoid_()
+        s = torch.sigmoid(k_h, out=workspace("s", steps, units))
+        g = _g(k_h, s, workspace("g", steps, units))
+        b = torch.mul(i_prime, g, out=workspace("b", steps, units))
+        return f_prime, b, (f_prime, i_prime, s, g)
+
+    @staticmethod
+    def vjp(k, kept, da, db, workspace):
+        k_i, k_f, k_h = k
+        f_prime, i_prime, s, g = kept
+        steps, _, units = s.shape
+        # a = f' = sigmoid(d), b = i' g(k_h) = (1 - f') g(k_h), df'/dd = f' i';
+        # d log sigmoid(k) / dk = sigmoid(-k)
+        dd = torch.mul(db, g, out=workspace("t", steps, units)).neg_().add_(da)
+        dd.mul_(f_prime).mul_(i_prime)
+        dk_i = torch.neg(k_i, out=workspace("dk0", steps, units)).sigmoid_().mul_(dd)
+        dk_f = torch.neg(k_f, out=workspace("dk1", steps, units)).sigmoid_().mul_(dd)
+        dk_h = torch.mul(db, i_prime, out=workspace("dk2", steps, units))
+        return dk_i.neg_(), dk_f, dk_h.mul_(_g_prime(k_h, s, workspace))
 
 
-def _log_f_over_i(k_i, k_f):
-    """`log f - log i`, with `log sigmoid(k) = -softplus(-k)`, as the cell."""
-    softplus = torch.nn.functional.softplus
-    return softplus(-k_i).sub_(softplus(-k_f))
+class _CellMethods:
+    """Any other cell class (a subclass may change the equations): its own
+    `coefficients` and `coefficients_vjp`, in Keras operations."""
+
+    def __init__(self, cell_class):
+        self.cell_class = cell_class
+
+    def coefficients(self, k, workspace):
+        a, b = self.cell_class.coefficients(torch.cat(k, dim=-1))
+        return a, b, None
+
+    def vjp(self, k, kept, da, db, workspace):
+        dk = self.cell_class.coefficients_vjp(torch.cat(k, dim=-1), da, db)
+        return dk.chunk(len(k), dim=-1)
 
 
-def _min_lstm(k_i, k_f, k_h, b_too):
-    d = _log_f_over_i(k_i, k_f)
-    a = torch.sigmoid(d)  # f'
-    if not b_too:
-        return a, None
-    return a, _g(k_h, torch.sigmoid(k_h)).mul_(d.neg_().sigmoid_())  # i' g
+_OWN = {MinGRUCell: _MinGRU, MinLSTMCell: _MinLSTM}
 
 
-def _min_lstm_vjp(k_i, k_f, k_h, da, db):
-    d = _log_f_over_i(k_i, k_f)
-    f_prime = torch.sigmoid(d)
-    i_prime = d.neg_().sigmoid_()
-    s = torch.sigmoid(k_h)
-    # a = f' = sigmoid(d), b = i' g(k_h) = (1 - f') g(k_h), df'/dd = f' i';
-    # d log sigmoid(k) / dk = sigmoid(-k)
-    dd = torch.mul(db, _g(k_h, s)).neg_().add_(da).mul_(f_prime).mul_(i_prime)
-    dk_i = torch.neg(k_i).sigmoid_().mul_(dd).neg_()
-    dk_f = torch.neg(k_f).sigmoid_().mul_(dd)
-    dk_h = torch.mul(db, i_prime).mul_(_g_prime(k_h, s))
-    return dk_i, dk_f, dk_h
-
-
-_KERNELS = {
-    MinGRUCell: (_min_gru, _min_gru_vjp),
-    MinLSTMCell: (_min_lstm, _min_lstm_vjp),
-}
+def _methods(cell_class):
+    return _OWN.get(cell_class) or _CellMethods(cell_class)
 
 
 def _forward(cell_class, x, h0, kernel, bias, run, keep_states):
@@ -225,20 +276,24 @@ def _forward(cell_class, x, h0, kernel, bias, run, keep_states):
     steps, chunk = x.shape[0], _chunk_steps(x, kernel)
     units = h0.shape[-1]
     blocks = _blocks(kernel, units)
+    cell = _methods(cell_class)
+    workspace = _Workspace(x, chunk)
     if keep_states:
         out = x.new_empty((steps, x.shape[1], units))
     else:
-        out = x.new_empty((min(chunk, steps), x.shape[1], units))
         starts = x.new_empty((-(-steps // chunk), x.shape[1], units))
     h = h0
     for first in range(0, steps, chunk):
         end = min(first + chunk, steps)
         if not keep_states:
             starts[first // chunk] = h
-        rows = x[first:end].reshape(-1, x.shape[2])
-        k = _pre_activations(rows, kernel, bias, blocks, end - first)
-        a, b = _coefficients(cell_class, k, None if run is None else run[first:end])
-        states = out[first:end] if keep_states else out[: end - first]
+        _, k = _pre_activations(x, kernel, bias, blocks, first, end, workspace)
+        a, b, _ = cell.coefficients(k, workspace)
+        a, b = _masked(a, b, None if run is None else run[first:end])
+        if keep_states:
+            states = out[first:end]
+        else:
+            states = workspace("states", end - first, units)
         # rows by `unbind`: a view per step in one call, not one per index
         for b_t, a_t, h_t in zip(b.unbind(0), a.unbind(0), states.unbind(0)):
             h = torch.addcmul(b_t, a_t, h, out=h_t)
@@ -279,9 +334,11 @@ class _Chunked(torch.autograd.Function):
         x, h0, kernel, states, *rest = ctx.saved_tensors
         bias = rest.pop(0) if ctx.has_bias else None
         run = rest.pop(0) if ctx.has_run else None
-        cell_class = ctx.cell_class
+        cell = _methods(ctx.cell_class)
         steps, chunk = x.shape[0], _chunk_steps(x, kernel)
-        blocks = _blocks(kernel, h0.shape[-1])
+        units = h0.shape[-1]
+        blocks = _blocks(kernel, units)
+        workspace = _Workspace(x, chunk)
         # the gradient of every state, or of the last state alone
         sequence = None if ctx.last_only else upstream
 
@@ -297,15 +354,19 @@ class _Chunked(torch.autograd.Function):
         if ctx.last_only:
             # h_tm1 of a chunk's steps: its start, then its states but the last
             repeated = x.new_empty((min(chunk, steps) + 1, *h0.shape))
-        # a_{t+1} and delta_{t+1} of the first step of the chunk after this one
-        a_next = delta_next = None
+        # a_{t+1} and delta_{t+1} of the first step of the chunk after this
+        # one (copies: the workspace is the next chunk's)
+        a_next, delta_next = torch.empty_like(h0), torch.empty_like(h0)
         with flushed():
             for first in reversed(range(0, steps, chunk)):
-                end = min(first + chunk, steps)
-                run_c = None if run is None else run[first:end]
-                rows = x[first:end].reshape(-1, x.shape[2])
-                k = _pre_activations(rows, kernel, bias, blocks, end - first)
-                a, b = _coefficients(cell_class, k, run_c, b_too=ctx.last_only)
+                end, run_c = min(first + chunk, steps), None
+                if run is not None:
+                    run_c = run[first:end]
+                rows, k = _pre_activations(
+                    x, kernel, bias, blocks, first, end, workspace
+                )
+                a, b, kept = cell.coefficients(k, workspace)
+                a, b = _masked(a, b, run_c)
                 if ctx.last_only:
                     h_tm1 = repeated[: end - first]
                     h_tm1[0] = states[first // chunk]
@@ -317,45 +378,51 @@ class _Chunked(torch.autograd.Function):
                 else:
                     h_tm1 = states[first - 1 : end - 1]
                 # delta_t = dL/dh_t + a_{t+1} delta_{t+1}, newest step first
-                delta = torch.empty_like(a)
-                a_rows, delta_rows = a.unbind(0), delta.unbind(0)
-                if sequence is not None:
-                    upstream_rows = sequence[first:end].unbind(0)
-                for i in reversed(range(end - first)):
-                    if first + i == steps - 1:
-                        delta_rows[i].copy_(
-                            upstream if sequence is None else upstream_rows[i]
-                        )
-                        continue
-                    if i + 1 < end - first:
-                        a_t1, delta_t1 = a_rows[i + 1], delta_rows[i + 1]
-                    else:
-                        a_t1, delta_t1 = a_next, delta_next
-                    if sequence is None:
-                        torch.mul(a_t1, delta_t1, out=delta_rows[i])
-                    else:
-                        torch.addcmul(
-                            upstream_rows[i], a_t1, delta_t1, out=delta_rows[i]
-                        )
-                a_next, delta_next = a[0], delta[0]
+                delta = workspace("delta", end - first, units)
+                newest = delta[-1]
+                if end == steps:
+                    newest.copy_(upstream if sequence is None else sequence[-1])
+                elif sequence is None:
+                    torch.mul(a_next, delta_next, out=newest)
+                else:
+                    torch.addcmul(sequence[end - 1], a_next, delta_next, out=newest)
+                # pairs (a_{t+1}, delta_{t+1}) -> delta_t, from the chunk's newest
+                later = zip(a.unbind(0)[:0:-1], delta.unbind(0)[:0:-1])
+                earlier = delta.unbind(0)[-2::-1]
+                if sequence is None:
+                    for (a_t1, delta_t1), delta_t in zip(later, earlier):
+                        torch.mul(a_t1, delta_t1, out=delta_t)
+                else:
+                    sequence_rows = sequence[first:end].unbind(0)[-2::-1]
+                    for (a_t1, delta_t1), delta_t, upstream_t in zip(
+                        later, earlier, sequence_rows
+                    ):
+                        torch.addcmul(upstream_t, a_t1, delta_t1, out=delta_t)
+                a_next.copy_(a[0])
+                delta_next.copy_(delta[0])
                 # dL/da_t = delta_t h_tm1, dL/db_t = delta_t
-                d_a, d_b = delta * h_tm1, delta
+                d_a = torch.mul(delta, h_tm1, out=workspace("d_a", end - first, units))
+                d_b = delta
                 if run_c is not None:
-                    d_a, d_b = d_a * run_c, d_b * run_c
-                dk = _coefficients_vjp(cell_class, k, d_a, d_b)
+                    d_a.mul_(run_c)
+                    d_b = torch.mul(
+                        delta, run_c, out=workspace("d_b", end - first, units)
+                    )
+                dk = cell.vjp(k, kept, d_a, d_b, workspace)
                 # the chunk's share of the weights' gradients, one matmul a block
-                d_rows = None
-                for s, dk_block in zip(blocks, dk):
+                if ctx.input_gradient:
+                    d_rows = workspace("d_rows", end - first, x.shape[2])
+                    d_rows = d_rows.view(-1, x.shape[2])
+                for j, (s, dk_block) in enumerate(zip(blocks, dk)):
                     dk_block = dk_block.reshape(-1, s.stop - s.start)
                     d_kernel[:, s].addmm_(rows.T, dk_block)
                     if d_bias is not None:
                         d_bias[s] += dk_block.sum(dim=0)
                     if ctx.input_gradient:
-                        w_t = kernel[:, s].T
-                        if d_rows is None:
-                            d_rows = dk_block @ w_t
+                        if j == 0:
+                            torch.mm(dk_block, kernel[:, s].T, out=d_rows)
                         else:
-                            d_rows.addmm_(dk_block, w_t)
+                            d_rows.addmm_(dk_block, kernel[:, s].T)
                 if ctx.input_gradient:
                     dx[first:end] = d_rows.view(end - first, x.shape[1], -1)
             d_h0 = a_next * delta_next
