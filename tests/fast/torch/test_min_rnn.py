@@ -254,3 +254,34 @@ def test_a_training_step_on_the_last_state_holds_a_few_chunks():
     assert whole_peak > 3 * states
     assert last_peak < 0.4 * states
     assert states <= all_peak < 1.4 * states
+
+
+@pytest.mark.parametrize("kind", ["min_gru", "min_lstm"])
+@pytest.mark.parametrize(
+    "dtype, tolerance",
+    [("float16", 2e-3), ("bfloat16", 1.5e-2)],
+    ids=["float16", "bfloat16"],
+)
+def test_half_precision_stays_close_to_float64(kind, dtype, tolerance, monkeypatch):
+    """Mixed precision runs the layer in float16 or bfloat16: the states and
+    gradients stay within a few units of the format's rounding, relative to
+    the largest value (float16 has 11 significant bits, bfloat16 8; read
+    here: float16 at most 8e-4, bfloat16 at most 6e-3 for the states and
+    1.7e-2 for a gradient)."""
+    monkeypatch.setattr(min_rnn, "_CHUNK_ELEMENTS", 3)
+    x, h0, kernel, bias = _inputs(kind, True, seed=5)
+    half = [
+        t.detach().to(getattr(torch, dtype)).requires_grad_()
+        for t in (x, h0, kernel, bias)
+    ]
+    mask = torch.tensor(MASK, dtype=torch.bool).T[:, :, None]
+    got = min_rnn.sequence_states(_cell_class(kind), *half, mask, True, False)
+    expected = _reference(kind, x, h0, kernel, bias, mask)
+    assert got.dtype == getattr(torch, dtype)
+    scale = expected.abs().max().item()
+    assert (got.double() - expected).abs().max().item() <= tolerance * scale
+    got_grads = torch.autograd.grad(got.float().square().sum(), half)
+    expected_grads = torch.autograd.grad(expected.square().sum(), [x, h0, kernel, bias])
+    for name, g, e in zip(["x", "h0", "kernel", "bias"], got_grads, expected_grads):
+        error = (g.double() - e).abs().max().item() / e.abs().max().item()
+        assert error <= 2.5 * tolerance, f"d{name}: relative error {error:.3g}"
