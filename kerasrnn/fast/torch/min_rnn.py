@@ -69,7 +69,9 @@ def sequence_states(
     module's docstring for how).
 
     Args:
-        cell_class: The cell's class, with the static `coefficients(k)` and
+        cell_class: The cell's class. `MinGRUCell` and `MinLSTMCell` run
+            this module's PyTorch forms of their equations; any other class
+            (a subclass) its static `coefficients(k)` and
             `coefficients_vjp(k, da, db)`.
         x: The inputs `(timesteps, batch, features)`, in the order the steps
             are taken.
