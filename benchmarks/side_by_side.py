@@ -15,6 +15,8 @@ adds to.
 
     KERAS_BACKEND=tensorflow python benchmarks/side_by_side.py --shapes 1024 --probe
     KERAS_BACKEND=jax python benchmarks/side_by_side.py --pairs gru:min_gru,lstm:min_lstm
+    KERAS_BACKEND=jax python benchmarks/side_by_side.py --shapes 4096 \
+        --pairs min_gru@sequential:min_gru@scan
 
 Prints one JSON line per measurement and a Markdown table at the end.
 """
@@ -37,6 +39,10 @@ CLASSES = {
     "slstm": "SLSTM",
 }
 PROBE = "no recurrence"
+# `name@form` forces the layer's `fast_path`: the minimal layers' scan
+# against their sequential loop (`min_gru@sequential:min_gru@scan`), or any
+# layer's readable loop.
+FORMS = {"": "auto", "scan": "scan", "sequential": "sequential", "readable": False}
 
 
 def parse_args(argv=None):
@@ -60,9 +66,15 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     args.pairs = [tuple(p.split(":")) for p in args.pairs.split(",")]
     for pair in args.pairs:
-        if len(pair) != 2 or not set(pair) <= set(CLASSES):
+        names = [name.partition("@") for name in pair]
+        if (
+            len(pair) != 2
+            or not {base for base, _, _ in names} <= set(CLASSES)
+            or not {form for _, _, form in names} <= set(FORMS)
+        ):
             parser.error(
-                f"--pairs: {':'.join(pair)!r} is not reference:new of {tuple(CLASSES)}"
+                f"--pairs: {':'.join(pair)!r} is not reference:new of {tuple(CLASSES)}, "
+                f"each optionally @form, a form of {tuple(f for f in FORMS if f)}"
             )
     args.shapes = [int(t) for t in args.shapes.split(",")]
     args.head, args.device = "dense", "cpu"
@@ -120,7 +132,8 @@ def build(name, timesteps, args, x, y):
     if name == PROBE:
         layer = non_recurrent_layer(args.probe_of, args.units)
     else:
-        layer = getattr(kerasrnn, CLASSES[name])(args.units)
+        base, _, form = name.partition("@")
+        layer = getattr(kerasrnn, CLASSES[base])(args.units, fast_path=FORMS[form])
     model = timing.model_around(layer, timesteps, args)
     return timing.KerasBench(model, x, y), lambda: getattr(layer, "last_path", "-")
 
@@ -136,7 +149,7 @@ def main(argv=None):
             x, y = timing.make_data((timesteps, args.units), args)
             names = [reference, new]
             if args.probe and new.startswith("min_"):
-                args.probe_of = new
+                args.probe_of = new.partition("@")[0]
                 names.append(PROBE)
             benches, paths = {}, {}
             for name in names:

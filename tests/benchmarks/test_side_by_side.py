@@ -4,6 +4,7 @@ fresh process, and its ratios relate its times. No timing is asserted."""
 import json
 
 import keras
+import pytest
 
 from tests.benchmarks.helpers import run_script
 
@@ -34,3 +35,30 @@ def test_two_layers_and_the_probe_are_timed_in_one_process():
             ratio = r["ms"] / by_layer["gru"]["ms"]
             assert abs(r["x_reference"] - ratio) <= 0.0006  # rounded to 3 places
     assert "| 8 | min_gru, no recurrence |" in stdout
+
+
+def test_a_layer_name_can_force_its_form():
+    """`min_gru@sequential:min_gru@scan`: the scan against the loop (the GPU
+    check of issue 28), each row reporting the path it took."""
+    stdout = run_script(
+        "side_by_side.py",
+        "--shapes", "8", "--units", "4", "--batch", "2", "--features", "3",
+        "--steps", "1", "--rounds", "1", "--warmup", "1", "--threads", "1",
+        "--pairs", "min_gru@sequential:min_gru@scan",
+        timeout=300,
+    )  # fmt: skip
+    rows = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    assert {(r["layer"], r["path"]) for r in rows} == {
+        ("min_gru@sequential", "sequential"),
+        ("min_gru@scan", "scan"),
+    }
+
+
+def test_a_bad_pair_or_form_is_refused_by_name(capsys):
+    from benchmarks import side_by_side
+
+    for pairs in ("gru:min_gru@parallel", "gru", "gru:tcn"):
+        with pytest.raises(SystemExit):
+            side_by_side.parse_args(["--pairs", pairs])
+        assert "--pairs" in capsys.readouterr().err
+    assert side_by_side.parse_args(["--pairs", "min_gru@sequential:min_gru@scan"]).pairs
