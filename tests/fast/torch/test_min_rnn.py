@@ -29,6 +29,7 @@ if BACKEND == "torch":
     from kerasrnn.cells.min_gru import MinGRUCell
     from kerasrnn.cells.min_lstm import MinLSTMCell
     from kerasrnn.fast.torch import min_rnn
+    from tests.fast.torch.allocations import peak_allocated_bytes
 
 BATCH, STEPS, FEATURES, UNITS = 4, 11, 3, 5
 # Sample 0 starts masked, 1 pauses, 2 ends masked, 3 runs every step.
@@ -211,19 +212,11 @@ def _peak_bytes(run, steps=8000, batch=16, units=64):
     h0 = torch.zeros(batch, units)
     kernel = (0.3 * torch.randn(8, 2 * units, generator=generator)).requires_grad_()
     bias = torch.zeros(2 * units, requires_grad=True)
-    activities = [torch.profiler.ProfilerActivity.CPU]
-    with torch.profiler.profile(activities=activities, profile_memory=True) as prof:
-        result = run(x, h0, kernel, bias)
-        result.sum().backward()
-        del result
-    records = [
-        e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"
-    ]
-    assert records, "the profiler recorded no allocation"
-    held = peak = 0
-    for record in sorted(records, key=lambda e: e.start_ns()):
-        held += record.nbytes()
-        peak = max(peak, held)
+
+    def step():
+        run(x, h0, kernel, bias).sum().backward()
+
+    peak = peak_allocated_bytes(step)
     return peak, steps * batch * units * 4
 
 

@@ -30,6 +30,7 @@ if BACKEND == "torch":
     from kerasrnn.fast.torch import simple_rnn
     from kerasrnn.fast.torch.simple_rnn import kept_states_kernel
     from kerasrnn.fast.torch.weights import kernel_function
+    from tests.fast.torch.allocations import peak_allocated_bytes
 
 BATCH, STEPS, FEATURES, UNITS = 5, 9, 3, 4
 LENGTHS = [9, 3, 7, 1, 9]  # unsorted, with a sample of one step
@@ -129,19 +130,12 @@ def _peak_bytes(function, batch=16, steps=400, units=64):
         torch.zeros(units),
     ]
     params = [p.requires_grad_() for p in params]
-    activities = [torch.profiler.ProfilerActivity.CPU]
-    with torch.profiler.profile(activities=activities, profile_memory=True) as prof:
+
+    def step():
         _, last = function(x, h0, params, True, 1, 0.0, True, False, True)
         last.square().sum().backward()
-        del last
-    records = [
-        e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"
-    ]
-    assert records, "the profiler recorded no allocation"
-    held = peak = 0
-    for record in sorted(records, key=lambda e: e.start_ns()):
-        held += record.nbytes()
-        peak = max(peak, held)
+
+    peak = peak_allocated_bytes(step)
     return peak, steps * batch * units * 4
 
 
