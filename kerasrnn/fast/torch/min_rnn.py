@@ -87,10 +87,9 @@ def sequence_states(
     run = None if step_mask is None else step_mask.to(x.dtype)
     if not eager_cpu_backward([x, h0, kernel] + ([] if bias is None else [bias])):
         with torch.no_grad():
-            result = _forward(
-                cell_class, x, h0, kernel, bias, run, keep_states=not last_only
+            return _forward(
+                cell_class, x, h0, kernel, bias, run, "last" if last_only else "states"
             )
-        return result[0] if last_only else result
     return _Chunked.apply(
         cell_class, input_gradient, last_only, x, h0, kernel, bias, run
     )
@@ -270,36 +269,39 @@ def _methods(cell_class):
     return _OWN.get(cell_class) or _CellMethods(cell_class)
 
 
-def _forward(cell_class, x, h0, kernel, bias, run, keep_states):
-    """With `keep_states`, all states `(timesteps, batch, units)`. Else
-    `(h_last, starts)`: the last state, and `starts[c]`, the state each
-    chunk `c` starts from (`h0` first); then only one chunk of states is
-    written at a time, in cache."""
+def _forward(cell_class, x, h0, kernel, bias, run, keep):
+    """By `keep`: `"states"`, all states `(timesteps, batch, units)`;
+    `"starts"`, `(h_last, starts)`, the last state and `starts[c]`, the
+    state each chunk `c` starts from (`h0` first); `"last"`, the last state
+    alone. Unless all states are kept, one chunk of states is written at a
+    time, in cache."""
     steps, chunk = x.shape[0], _chunk_steps(x, kernel)
     units = h0.shape[-1]
     blocks = _blocks(kernel, units)
     cell = _methods(cell_class)
     workspace = _Workspace(x, chunk)
-    if keep_states:
+    if keep == "states":
         out = x.new_empty((steps, x.shape[1], units))
-    else:
+    elif keep == "starts":
         starts = x.new_empty((-(-steps // chunk), x.shape[1], units))
     h = h0
     for first in range(0, steps, chunk):
         end = min(first + chunk, steps)
-        if not keep_states:
+        if keep == "starts":
             starts[first // chunk] = h
         _, k = _pre_activations(x, kernel, bias, blocks, first, end, workspace)
         a, b, _ = cell.coefficients(k, workspace)
         a, b = _masked(a, b, None if run is None else run[first:end])
-        if keep_states:
+        if keep == "states":
             states = out[first:end]
         else:
             states = workspace("states", end - first, units)
         # rows by `unbind`: a view per step in one call, not one per index
         for b_t, a_t, h_t in zip(b.unbind(0), a.unbind(0), states.unbind(0)):
             h = torch.addcmul(b_t, a_t, h, out=h_t)
-    return out if keep_states else (h.clone(), starts)
+    if keep == "states":
+        return out
+    return (h.clone(), starts) if keep == "starts" else h.clone()
 
 
 class _Chunked(torch.autograd.Function):
@@ -311,13 +313,9 @@ class _Chunked(torch.autograd.Function):
         # `(timesteps, batch, units)` buffer (whose fresh pages cost more
         # to write than the chunk's steps cost to repeat).
         if last_only:
-            result, states = _forward(
-                cell_class, x, h0, kernel, bias, run, keep_states=False
-            )
+            result, states = _forward(cell_class, x, h0, kernel, bias, run, "starts")
         else:
-            result = states = _forward(
-                cell_class, x, h0, kernel, bias, run, keep_states=True
-            )
+            result = states = _forward(cell_class, x, h0, kernel, bias, run, "states")
         ctx.cell_class = cell_class
         ctx.input_gradient = input_gradient
         ctx.last_only = last_only
