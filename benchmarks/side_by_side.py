@@ -10,8 +10,8 @@ load hits both alike. With `--probe`, a third row runs the minimal cell's
 work without its recurrence (the input projection and every step's
 coefficients `(a, b)`, then their mean over time; compiled by XLA on
 TensorFlow and JAX, by `torch.compile` on PyTorch, whose Inductor fuses it
-into C++ loops and needs a C++ compiler): the floor that the recurrence
-adds to.
+into C++ loops, or eagerly where no C++ compiler is found; the row's path
+says which): the floor that the recurrence adds to.
 
     KERAS_BACKEND=tensorflow python benchmarks/side_by_side.py --shapes 1024 --probe
     KERAS_BACKEND=jax python benchmarks/side_by_side.py --pairs gru:min_gru,lstm:min_lstm
@@ -102,7 +102,7 @@ def non_recurrent_layer(name, units):
         import jax
 
         part = jax.jit(part)
-    elif keras.backend.backend() == "torch":
+    elif keras.backend.backend() == "torch" and torch_compiles():
         import torch
 
         # compiled forward and backward, as XLA compiles the others: the
@@ -123,6 +123,24 @@ def non_recurrent_layer(name, units):
     return NonRecurrent()
 
 
+def torch_compiles():
+    """Whether `torch.compile` can build here: its Inductor backend compiles
+    C++ on a CPU, with `$CXX` or `g++`. Without a compiler the probe runs
+    eagerly, and its row's path says so."""
+    import shutil
+
+    return bool(shutil.which(os.environ.get("CXX", "g++")))
+
+
+def probe_path():
+    """How the probe row ran: compiled (by XLA or `torch.compile`) or eager."""
+    import keras
+
+    if keras.backend.backend() == "torch" and not torch_compiles():
+        return "eager"
+    return "compiled"
+
+
 def build(name, timesteps, args, x, y):
     import keras
 
@@ -135,6 +153,8 @@ def build(name, timesteps, args, x, y):
         base, _, form = name.partition("@")
         layer = getattr(kerasrnn, CLASSES[base])(args.units, fast_path=FORMS[form])
     model = timing.model_around(layer, timesteps, args)
+    if name == PROBE:
+        return timing.KerasBench(model, x, y), probe_path
     return timing.KerasBench(model, x, y), lambda: getattr(layer, "last_path", "-")
 
 
